@@ -1,0 +1,77 @@
+# Every target is idempotent: run any of them any number of times, in any order.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BASE_IMAGE ?= course-base:bookworm-py311
+# torch's +cpu wheel is not on PyPI: take it from a local wheel directory when the machine has
+# one, else from PyTorch's CPU index. Override: make setup TORCH_WHEELS="--find-links DIR".
+TORCH_WHEELS ?= $(if $(wildcard /opt/wheels/torch-2.13.0+cpu-*),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
+# pip on some machines lists file:// indexes that lack most packages; hide that one warning.
+QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+NBVAL := --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
+
+.PHONY: help setup lab test lint unit notebooks docker-env assign solutions lock image transactions clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(STAMP)  ## create .venv from requirements.lock and register the Jupyter kernel
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"need Python 3.11, found {sys.version.split()[0]}: install python3.11 or pass PYTHON=/path/to/python3.11"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock $(TORCH_WHEELS) 2>&1 | { $(QUIET_PIP); }
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | { $(QUIET_PIP); }
+	$(BIN)/python -m ipykernel install --sys-prefix --name course-mlops --display-name "Python (course-mlops)" >/dev/null
+	touch $@
+
+lab: setup  ## open JupyterLab on notebooks/ (http://127.0.0.1:8888)
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(ROOT_FLAG)
+
+docker-env:  ## start a Docker engine and build the local base image (needs root; optional off CI)
+	@if scripts/docker-up && BASE_IMAGE=$(BASE_IMAGE) scripts/build-base-image; then :; \
+	elif [ "$${CI:-}" = true ]; then echo "make: CI needs a Docker engine" >&2; exit 1; \
+	else echo "make: no Docker engine here; Docker tests will skip with that reason"; fi
+
+lint: setup  ## ruff + mypy
+	$(BIN)/ruff check course_pkg grader tests scripts conftest.py
+	$(BIN)/ruff format --check course_pkg grader tests conftest.py
+	$(BIN)/mypy
+
+unit: setup  ## unit + integration tests only
+	$(BIN)/python -m pytest tests
+
+notebooks: setup  ## execute solutions/ (outputs compared) and notebooks/ (lax)
+	$(BIN)/python -m pytest --nbval $(NBVAL) --nbval-sanitize-with tests/nbval_sanitize.cfg solutions
+	$(BIN)/python -m pytest --nbval-lax $(NBVAL) notebooks
+
+test: setup docker-env lint unit notebooks  ## everything CI runs
+
+assign: setup  ## regenerate notebooks/ from solutions/
+	$(BIN)/grader assign
+
+solutions: setup  ## re-execute solutions/ in place (refresh stored outputs), then assign
+	$(BIN)/grader execute solutions/*.ipynb
+	$(BIN)/grader assign
+
+lock: setup  ## recompile requirements.lock from requirements.in, then environment.yml
+	$(BIN)/uv pip compile requirements.in --native-tls -q --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --find-links /opt/wheels --generate-hashes \
+	    --no-emit-find-links --custom-compile-command "make lock" -o requirements.lock
+	$(BIN)/python scripts/lock-to-environment
+
+image: docker-env  ## build the model-server image on the local base image
+	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t model-server .
+
+transactions: setup  ## generate build/transactions.parquet (10M rows, ~1 min)
+	$(BIN)/course-pkg data transactions --rows 10000000 --out build/transactions.parquet
+
+clean:  ## remove the venv and generated files (keeps datasets/ and notebooks/)
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from course_pkg.cli import main
+
+raise SystemExit(main())

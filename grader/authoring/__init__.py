@@ -1,0 +1,1 @@
+"""Authoring: one source (solutions/), two outputs (solutions with outputs, student notebooks)."""

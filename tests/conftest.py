@@ -1,0 +1,42 @@
+"""Shared fixtures. Docker tests fail in CI when the engine is absent and skip elsewhere."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+IN_CI = os.environ.get("CI") == "true"
+BASE_IMAGE = os.environ.get("BASE_IMAGE", "course-base:bookworm-py311")
+
+
+def _docker_unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}: .ci/run must start the engine and build the image")
+    pytest.skip(f"{reason} (start it with `sudo scripts/docker-up`; CI runs these tests)")
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception as error:
+        _docker_unavailable(f"no Docker engine answers ({type(error).__name__})")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client: Any) -> str:
+    import docker.errors
+
+    try:
+        docker_client.images.get(BASE_IMAGE)
+    except docker.errors.ImageNotFound:
+        _docker_unavailable(f"base image {BASE_IMAGE} is missing (scripts/build-base-image)")
+    return BASE_IMAGE
