@@ -58,6 +58,92 @@ def _data_transactions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from course_pkg.training import package_churn
+
+    if args.model != "churn":
+        print(f"error: unknown model {args.model!r}; the course trains 'churn'", file=sys.stderr)
+        return 2
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    try:
+        package = package_churn(
+            args.out,
+            estimator=args.estimator,
+            version=args.version,
+            seed=args.seed,
+            formats=formats,
+            overwrite=args.overwrite,
+        )
+    except (ValueError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    manifest = package.manifest
+    print(f"packaged {manifest['name']} {manifest['version']} → {package.path}")
+    for name, entry in sorted(manifest["files"].items()):
+        print(f"  {name:<18} {entry['bytes']:>9,} B  sha256 {entry['sha256'][:16]}…")
+    print("  metrics: " + ", ".join(f"{k}={v}" for k, v in manifest["metrics"].items()))
+    if args.sign_key:
+        from course_pkg.artifacts import sign_package
+
+        sign_package(package.path, args.sign_key)
+        print(f"  signed with {args.sign_key}")
+    return 0
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from course_pkg.artifacts import generate_keypair
+
+    try:
+        private, public = generate_keypair(args.out)
+    except FileExistsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"private key: {private} (keep it secret, mode 0600)\npublic key:  {public}")
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from course_pkg.artifacts import ArtifactError, sign_package, verify_package
+
+    try:
+        verify_package(args.package)  # never sign a package that does not match its manifest
+        target = sign_package(args.package, args.key)
+    except (ArtifactError, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"signed: {target}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from course_pkg.artifacts import ArtifactError, verify_package
+
+    try:
+        manifest = verify_package(args.package, args.key)
+    except ArtifactError as error:
+        print(f"FAIL {error}", file=sys.stderr)
+        return 1
+    signed = "signature valid, " if args.key else "not checking a signature (no --key), "
+    print(
+        f"OK {manifest['name']} {manifest['version']}: {signed}{len(manifest['files'])} files match"
+    )
+    return 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from course_pkg.artifacts import scan_file
+
+    unsafe = 0
+    for path in args.paths:
+        verdict = scan_file(path)
+        if verdict.safe:
+            print(f"SAFE    {path} ({verdict.kind}; {len(verdict.globals)} allowlisted globals)")
+        else:
+            unsafe += 1
+            print(f"UNSAFE  {path} ({verdict.kind}): {verdict.reason}")
+    return 1 if unsafe else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from course_pkg import __version__
 
@@ -83,6 +169,43 @@ def build_parser() -> argparse.ArgumentParser:
     tx.add_argument("--out", type=Path, required=True, help="output .csv or .parquet")
     tx.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     tx.set_defaults(func=_data_transactions)
+
+    from course_pkg.training import DEFAULT_FORMATS, ESTIMATORS
+
+    train = sub.add_parser("train", help="train and package the reference model")
+    train.add_argument("model", help="which model: churn")
+    train.add_argument("--out", type=Path, required=True, help="package directory to write")
+    train.add_argument("--estimator", choices=ESTIMATORS, default="logreg")
+    train.add_argument("--version", default="1.0.0", help="semantic version (default 1.0.0)")
+    train.add_argument("--seed", type=int, default=20251125)
+    train.add_argument(
+        "--formats",
+        default=",".join(DEFAULT_FORMATS),
+        help="comma-separated: onnx, skops, pickle, joblib, joblib-compressed (first is served)",
+    )
+    train.add_argument("--sign-key", type=Path, help="private key to sign the package with")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing package")
+    train.set_defaults(func=_train)
+
+    keygen = sub.add_parser("keygen", help="create an Ed25519 signing key pair")
+    keygen.add_argument("--out", type=Path, default=Path("keys"), help="directory (default keys/)")
+    keygen.set_defaults(func=_keygen)
+
+    sign = sub.add_parser("sign", help="sign a packaged model (writes manifest.sig)")
+    sign.add_argument("package", type=Path)
+    sign.add_argument("--key", type=Path, default=Path("keys/signing_key.pem"))
+    sign.set_defaults(func=_sign)
+
+    verify = sub.add_parser("verify", help="check a package's files (and signature with --key)")
+    verify.add_argument("package", type=Path)
+    verify.add_argument(
+        "--key", type=Path, help="public key; without it the signature is not checked"
+    )
+    verify.set_defaults(func=_verify)
+
+    scan = sub.add_parser("scan", help="scan model files for code that would run on load")
+    scan.add_argument("paths", nargs="+", type=Path)
+    scan.set_defaults(func=_scan)
     return parser
 
 

@@ -1,0 +1,52 @@
+"""Model artifacts: formats, manifests, signatures and safe loading (notebooks 01-02)."""
+
+from course_pkg.artifacts.allowlist import DEFAULT as DEFAULT_ALLOWLIST
+from course_pkg.artifacts.allowlist import Allowlist
+from course_pkg.artifacts.errors import (
+    ArtifactError,
+    IntegrityError,
+    SignatureError,
+    UnsafeArtifactError,
+    UnsupportedFormatError,
+)
+from course_pkg.artifacts.formats import compare_formats, load_model, save_model
+from course_pkg.artifacts.loading import load_package
+from course_pkg.artifacts.manifest import (
+    ArtifactVersionWarning,
+    Package,
+    package_model,
+    read_manifest,
+    verify_package,
+)
+from course_pkg.artifacts.pickle_scan import ScanReport, opcode_listing, scan_bytes
+from course_pkg.artifacts.safe_load import Verdict, safe_load, scan_file, sniff
+from course_pkg.artifacts.signing import generate_keypair, sign_package, verify_signature
+
+__all__ = [
+    "DEFAULT_ALLOWLIST",
+    "Allowlist",
+    "ArtifactError",
+    "ArtifactVersionWarning",
+    "IntegrityError",
+    "Package",
+    "ScanReport",
+    "SignatureError",
+    "UnsafeArtifactError",
+    "UnsupportedFormatError",
+    "Verdict",
+    "compare_formats",
+    "generate_keypair",
+    "load_model",
+    "load_package",
+    "opcode_listing",
+    "package_model",
+    "read_manifest",
+    "safe_load",
+    "save_model",
+    "scan_bytes",
+    "scan_file",
+    "sign_package",
+    "sniff",
+    "verify_package",
+    "verify_signature",
+]

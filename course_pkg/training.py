@@ -1,0 +1,159 @@
+"""The course's reference churn model: one function trains it the same way everywhere.
+
+Tests, the server, the Dockerfile and the notebooks all start from ``course-pkg train churn``,
+which calls ``train_churn`` and packages the result (``course_pkg.artifacts.package``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from course_pkg.datasets import CATEGORICAL, CATEGORIES, NUMERIC, TARGET, load_churn, split_churn
+from course_pkg.datasets.churn import SEED
+
+Estimator = Literal["logreg", "random_forest", "hist_gradient_boosting"]
+ESTIMATORS: tuple[str, ...] = ("logreg", "random_forest", "hist_gradient_boosting")
+
+
+def make_estimator(kind: str, seed: int = SEED) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    seed32 = seed % (2**32)
+    if kind == "logreg":
+        return LogisticRegression(max_iter=1000, C=1.0)
+    if kind == "random_forest":
+        return RandomForestClassifier(n_estimators=100, max_depth=8, random_state=seed32, n_jobs=1)
+    if kind == "hist_gradient_boosting":
+        return HistGradientBoostingClassifier(max_iter=100, random_state=seed32)
+    raise ValueError(f"unknown estimator {kind!r}; choose one of {', '.join(ESTIMATORS)}")
+
+
+def build_churn_pipeline(estimator: str = "logreg", seed: int = SEED) -> Any:
+    """One-hot encode the categories (fixed, known categories), scale numbers, classify.
+
+    Categories are given explicitly (from the datasheet), so the encoder never depends on
+    which values happen to appear in a training split, and unknown values are ignored
+    instead of crashing a server (``handle_unknown="ignore"``).
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    encoder = OneHotEncoder(
+        categories=[list(CATEGORIES[c]) for c in CATEGORICAL],
+        handle_unknown="ignore",
+        sparse_output=False,
+    )
+    preprocess = ColumnTransformer(
+        [("categories", encoder, list(CATEGORICAL)), ("numbers", StandardScaler(), list(NUMERIC))]
+    )
+    return Pipeline([("preprocess", preprocess), ("model", make_estimator(estimator, seed))])
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    pipeline: Any
+    metrics: dict[str, float]
+    x_test: pd.DataFrame
+    y_test: pd.Series
+    seed: int
+    estimator: str
+
+
+def evaluate(pipeline: Any, x: pd.DataFrame, y: pd.Series) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+    proba = pipeline.predict_proba(x)[:, 1]
+    return {
+        "roc_auc": round(float(roc_auc_score(y, proba)), 6),
+        "accuracy": round(float(accuracy_score(y, proba >= 0.5)), 6),
+        "log_loss": round(float(log_loss(y, proba)), 6),
+        "test_rows": len(y),
+    }
+
+
+def train_churn(estimator: str = "logreg", seed: int = SEED) -> TrainedModel:
+    """Fit the reference pipeline on the stratified 80% split; metrics on the other 20%."""
+    x_train, x_test, y_train, y_test = split_churn(load_churn(), seed=seed)
+    np.random.seed(seed % (2**32))  # belt and braces for any estimator that ignores random_state
+    pipeline = build_churn_pipeline(estimator, seed).fit(x_train, y_train)
+    return TrainedModel(
+        pipeline, evaluate(pipeline, x_test, y_test), x_test, y_test, seed, estimator
+    )
+
+
+def churn_input_schema() -> list[dict[str, Any]]:
+    """Column names, dtypes and allowed categories, in the order the model expects."""
+    from course_pkg.datasets import FEATURES
+
+    schema: list[dict[str, Any]] = []
+    for column in FEATURES:
+        if column in CATEGORIES:
+            schema.append(
+                {"name": column, "dtype": "string", "categories": list(CATEGORIES[column])}
+            )
+        else:
+            schema.append({"name": column, "dtype": NUMERIC[column]})
+    return schema
+
+
+def churn_output_schema() -> dict[str, Any]:
+    return {
+        "label": {"name": TARGET, "dtype": "int64", "classes": [0, 1]},
+        "probabilities": {"dtype": "float64", "shape": [None, 2], "classes": [0, 1]},
+    }
+
+
+DEFAULT_FORMATS: tuple[str, ...] = ("onnx", "skops")
+
+
+def package_churn(
+    out_dir: Any,
+    *,
+    estimator: str = "logreg",
+    version: str = "1.0.0",
+    seed: int = SEED,
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
+    overwrite: bool = False,
+) -> Any:
+    """Train the reference pipeline and write it as a package (first format = model_file).
+
+    What ``course-pkg train churn --out DIR`` runs. Returns the ``Package``.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from course_pkg import paths
+    from course_pkg.artifacts.formats import FORMATS, save_model
+    from course_pkg.artifacts.manifest import package_model
+
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ValueError(f"formats {unknown or formats}: choose from {', '.join(FORMATS)}")
+    trained = train_churn(estimator, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {
+            FORMATS[fmt]: save_model(
+                trained.pipeline, Path(tmp) / FORMATS[fmt], fmt, trained.x_test.head(5)
+            )
+            for fmt in formats
+        }
+        return package_model(
+            files,
+            Path(out_dir),
+            name=f"churn-{estimator.replace('_', '-')}" if estimator != "logreg" else "churn",
+            version=version,
+            model_file=FORMATS[formats[0]],
+            training_data=paths.CHURN_CSV,
+            seed=seed,
+            metrics=trained.metrics,
+            input_schema=churn_input_schema(),
+            output_schema=churn_output_schema(),
+            extra={"estimator": estimator},
+            overwrite=overwrite,
+        )
