@@ -170,14 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     tx.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     tx.set_defaults(func=_data_transactions)
 
-    from course_pkg.training import DEFAULT_FORMATS, ESTIMATORS
+    from course_pkg.training import DEFAULT_FORMATS, ESTIMATORS, SEED
 
     train = sub.add_parser("train", help="train and package the reference model")
     train.add_argument("model", help="which model: churn")
     train.add_argument("--out", type=Path, required=True, help="package directory to write")
     train.add_argument("--estimator", choices=ESTIMATORS, default="logreg")
     train.add_argument("--version", default="1.0.0", help="semantic version (default 1.0.0)")
-    train.add_argument("--seed", type=int, default=20251125)
+    train.add_argument("--seed", type=int, default=SEED)
     train.add_argument(
         "--formats",
         default=",".join(DEFAULT_FORMATS),

@@ -7,13 +7,14 @@ which calls ``train_churn`` and packages the result (``course_pkg.artifacts.pack
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
-from course_pkg.datasets import CATEGORICAL, CATEGORIES, NUMERIC, TARGET, load_churn, split_churn
-from course_pkg.datasets.churn import SEED
+# Importing this module stays light (the CLI builds its parser from these constants);
+# numpy, pandas and scikit-learn are imported inside the functions that use them.
+SEED = 20251125  # = course_pkg.datasets.churn.SEED (a test checks they agree)
 
 Estimator = Literal["logreg", "random_forest", "hist_gradient_boosting"]
 ESTIMATORS: tuple[str, ...] = ("logreg", "random_forest", "hist_gradient_boosting")
@@ -43,6 +44,8 @@ def build_churn_pipeline(estimator: str = "logreg", seed: int = SEED) -> Any:
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from course_pkg.datasets import CATEGORICAL, CATEGORIES, NUMERIC
 
     encoder = OneHotEncoder(
         categories=[list(CATEGORIES[c]) for c in CATEGORICAL],
@@ -79,6 +82,10 @@ def evaluate(pipeline: Any, x: pd.DataFrame, y: pd.Series) -> dict[str, float]:
 
 def train_churn(estimator: str = "logreg", seed: int = SEED) -> TrainedModel:
     """Fit the reference pipeline on the stratified 80% split; metrics on the other 20%."""
+    import numpy as np
+
+    from course_pkg.datasets import load_churn, split_churn
+
     x_train, x_test, y_train, y_test = split_churn(load_churn(), seed=seed)
     np.random.seed(seed % (2**32))  # belt and braces for any estimator that ignores random_state
     pipeline = build_churn_pipeline(estimator, seed).fit(x_train, y_train)
@@ -89,7 +96,7 @@ def train_churn(estimator: str = "logreg", seed: int = SEED) -> TrainedModel:
 
 def churn_input_schema() -> list[dict[str, Any]]:
     """Column names, dtypes and allowed categories, in the order the model expects."""
-    from course_pkg.datasets import FEATURES
+    from course_pkg.datasets import CATEGORIES, FEATURES, NUMERIC
 
     schema: list[dict[str, Any]] = []
     for column in FEATURES:
@@ -103,6 +110,8 @@ def churn_input_schema() -> list[dict[str, Any]]:
 
 
 def churn_output_schema() -> dict[str, Any]:
+    from course_pkg.datasets import TARGET
+
     return {
         "label": {"name": TARGET, "dtype": "int64", "classes": [0, 1]},
         "probabilities": {"dtype": "float64", "shape": [None, 2], "classes": [0, 1]},

@@ -189,11 +189,11 @@ def safe_load(
     if sniffed.kind == "torchscript":
         import torch
 
-        return torch.jit.load(io.BytesIO(data), map_location="cpu")
+        return torch.jit.load(io.BytesIO(data), map_location="cpu")  # type: ignore[no-untyped-call]
     if sniffed.kind == "skops":
         from skops.io import get_untrusted_types, loads
 
-        return loads(data, trusted=get_untrusted_types(data=data))  # type: ignore[no-untyped-call]
+        return loads(data, trusted=get_untrusted_types(data=data))
     raise UnsupportedFormatError(f"{source}: cannot load {sniffed.kind}")  # unreachable
 
 

@@ -24,7 +24,10 @@ def test_public_api_exports_exist() -> None:
 
 def test_import_is_light() -> None:
     heavy = "('numpy', 'pandas', 'torch', 'sklearn')"
-    code = f"import sys, course_pkg; print(sorted(m for m in {heavy} if m in sys.modules))"
+    code = (
+        "import sys, course_pkg, course_pkg.cli; course_pkg.cli.build_parser(); "
+        f"print(sorted(m for m in {heavy} if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -59,3 +62,10 @@ def test_transactions_cli_generates_and_rejects_bad_arguments(tmp_path: Path) ->
 def test_unknown_command_is_a_usage_error() -> None:
     result = run("frobnicate")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_training_seed_constant_matches_the_dataset_seed() -> None:
+    from course_pkg.datasets.churn import SEED as DATA_SEED
+    from course_pkg.training import SEED
+
+    assert SEED == DATA_SEED
