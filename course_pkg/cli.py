@@ -133,15 +133,16 @@ def _verify(args: argparse.Namespace) -> int:
 def _scan(args: argparse.Namespace) -> int:
     from course_pkg.artifacts import scan_file
 
-    unsafe = 0
+    not_safe = 0
     for path in args.paths:
         verdict = scan_file(path)
         if verdict.safe:
             print(f"SAFE    {path} ({verdict.kind}; {len(verdict.globals)} allowlisted globals)")
-        else:
-            unsafe += 1
-            print(f"UNSAFE  {path} ({verdict.kind}): {verdict.reason}")
-    return 1 if unsafe else 0
+            continue
+        not_safe += 1
+        label = {"unreadable": "ERROR", "unknown": "UNKNOWN"}.get(verdict.kind, "UNSAFE")
+        print(f"{label:<7} {path} ({verdict.kind}): {verdict.reason}")
+    return 1 if not_safe else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
