@@ -84,13 +84,13 @@ def _torch_members(data: bytes, suffix: str) -> list[tuple[str, bytes]]:
 
 
 class _TorchScriptAllowlist(Allowlist):
-    """TorchScript archives name their own compiled classes as ``__torch__.*``; torch.jit.load
-    resolves those against the archive's TorchScript code, never by importing Python."""
+    """TorchScript archives name their own compiled classes as ``__torch__.*`` and use
+    ``torch.jit._pickle`` type-tag helpers; torch.jit.load's C++ unpickler resolves both
+    itself (against the archive's TorchScript code), never by importing Python."""
 
     def allows(self, module: str, name: str) -> bool:
-        return (
-            module == "__torch__" or module.startswith("__torch__.") or super().allows(module, name)
-        )
+        own = module in {"__torch__", "torch.jit._pickle"} or module.startswith("__torch__.")
+        return own or super().allows(module, name)
 
 
 def scan_data(

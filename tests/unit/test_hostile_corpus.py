@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hostile_corpus import CORPUS, NAIVE_LOADERS, Hostile, build
 
 from course_pkg.artifacts import UnsafeArtifactError, safe_load, scan_file
+from course_pkg.artifacts.hostile import CORPUS, NAIVE_LOADERS, Hostile, build
 from course_pkg.artifacts.safe_load import _RestrictedUnpickler, sniff
 
 IDS = [h.name for h in CORPUS]

@@ -1,8 +1,9 @@
-"""A corpus of hostile model files, built fresh by the tests (never committed).
+"""Harmless hostile model files, for teaching and testing scanners (never committed).
 
-Every file would create ``marker`` if loaded naively (the loader named in ``naive``), which
-``test_hostile_corpus.py`` proves in a subprocess before checking that ``safe_load`` refuses
-it and that no marker appears. Payloads only touch a marker file in a temp directory.
+Each payload only creates an empty *marker* file — proof that code ran — and only when the file
+is loaded naively with the loader named in ``naive``. Notebook 02 and the tests build them on
+the fly; ``tests/unit/test_hostile_corpus.py`` proves each one really runs when loaded naively
+(in a subprocess) and that ``safe_load`` refuses it with no marker created.
 """
 
 from __future__ import annotations
