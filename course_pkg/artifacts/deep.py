@@ -17,8 +17,34 @@ from typing import Any
 import numpy as np
 
 SEED = 20251125
-# TensorFlow logs start-up chatter on stderr at INFO level; keep notebooks readable.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def import_tensorflow() -> Any:
+    """``import tensorflow`` without its start-up chatter.
+
+    TensorFlow 2.21's C++ runtime prints oneDNN and absl notices straight to file descriptor
+    2 before it reads ``TF_CPP_MIN_LOG_LEVEL``; in a notebook they bury the real output. We
+    point fd 2 at /dev/null for the import only (Python exceptions still propagate) and
+    quiet TensorFlow's Python logger.
+    """
+    import sys
+
+    if "tensorflow" not in sys.modules:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")
+    return tf
 
 
 @dataclass(frozen=True)
@@ -78,6 +104,7 @@ def save_torchscript(net: Any, path: Path, example: np.ndarray) -> Path:
 
 
 def train_keras_mlp(x: np.ndarray, y: np.ndarray, epochs: int = 30, seed: int = SEED) -> Any:
+    import_tensorflow()
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -99,7 +126,7 @@ def save_saved_model(model: Any, path: Path) -> Path:
 
 def saved_model_signatures(path: Path) -> dict[str, Any]:
     """{signature name: {"inputs": {name: (dtype, shape)}, "outputs": {...}}} of a SavedModel."""
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     loaded = tf.saved_model.load(str(path))
     described: dict[str, Any] = {}
@@ -118,8 +145,9 @@ def compare_deep_formats(
     x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, directory: Path, repeats: int = 3
 ) -> list[DeepReport]:
     """Train both nets, save them, reload ``repeats`` times, compare outputs with in memory."""
-    import tensorflow as tf
     import torch
+
+    tf = import_tensorflow()
 
     from course_pkg.artifacts.safe_load import safe_load
 
