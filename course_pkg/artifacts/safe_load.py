@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import pickletools
 import re
 import zipfile
 from dataclasses import dataclass
@@ -30,8 +31,7 @@ MAX_BYTES = 2 << 30  # 2 GiB: a model bigger than this is not a course artifact
 # GLOBAL, INST, PERSID, and protocol 2+'s PROTO.
 _PICKLE_START = frozenset(b"(]})cipIJKLMNFGSTUVXd\x80")
 _ZIP = b"PK\x03\x04"
-# A protocol 0 GLOBAL opcode: 'c' module '\n' name '\n' (tells a pickle from text such as CSV).
-_TEXT_GLOBAL = re.compile(rb"^c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")
+_DOTTED = re.compile(r"[A-Za-z_][\w.]*")
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,22 @@ def sniff(data: bytes) -> Sniffed:
     if data[:1] and data[0] in _PICKLE_START:
         if data[0] == 0x80 and (len(data) < 2 or data[1] > pickle.HIGHEST_PROTOCOL):
             return Sniffed("unknown", "pickle PROTO opcode with an unknown protocol")
-        if data[:1] == b"c" and not _TEXT_GLOBAL.match(data):
+        if not _first_opcode_parses(data):
             return Sniffed("unknown", f"unrecognised first bytes {data[:8]!r}")
         return Sniffed("pickle")
     return Sniffed("unknown", f"unrecognised first bytes {data[:8]!r}")
+
+
+def _first_opcode_parses(data: bytes) -> bool:
+    """Text such as CSV can start with a byte that is also a protocol-0 opcode ('c', 'i',
+    'I', '('…); a real pickle's first opcode parses, and GLOBAL/INST name identifiers."""
+    try:
+        opcode, arg, _ = next(pickletools.genops(io.BytesIO(data)))
+    except Exception:
+        return False
+    if opcode.name in {"GLOBAL", "INST"}:
+        return all(_DOTTED.fullmatch(part) for part in str(arg).split(" "))
+    return True
 
 
 def _decompressed(data: bytes, kind: str) -> IO[bytes]:

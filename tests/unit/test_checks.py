@@ -4,15 +4,54 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from course_pkg import check, preflight
+from course_pkg.artifacts import DEFAULT_ALLOWLIST, ArtifactError, scan_file, verify_package
+from course_pkg.artifacts.manifest import SEMVER
 from course_pkg.checks import list_checks
+from course_pkg.checks.nb01 import ACCEPTABLE_FORMATS
+from course_pkg.checks.nb02 import reference_globals
+from course_pkg.datasets import sha256_file
 
 
 def reference_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def parity(a: Any, b: Any, frame: Any) -> dict[str, float]:
+    return {
+        "max_abs_diff": float(np.abs(a.predict_proba(frame) - b.predict_proba(frame)).max()),
+        "labels_agree": float(np.mean(a.predict(frame) == b.predict(frame))),
+    }
+
+
+def write_manifest(files: dict[str, Path], name: str, version: str, seed: int) -> dict[str, Any]:
+    if not SEMVER.match(version) or "-" in version or "+" in version:
+        raise ValueError(version)
+    entries = {k: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for k, p in files.items()}
+    return {"name": name, "version": version, "seed": seed, "files": entries}
+
+
+def version_drift(manifest: dict[str, Any], installed: dict[str, str]) -> list[str]:
+    built = manifest["environment"]["libraries"]
+    return sorted(lib for lib, v in built.items() if installed.get(lib) != v)
+
+
+def is_authentic(package: Path, key: Path) -> bool:
+    try:
+        verify_package(package, key)
+    except ArtifactError:
+        return False
+    return True
+
+
+def find_malicious(folder: Path) -> list[str]:
+    verdicts = [scan_file(p) for p in sorted(folder.iterdir())]
+    return [v.path.name for v in verdicts if not v.safe and v.kind != "unknown"]
 
 
 REFERENCE = {
@@ -20,7 +59,17 @@ REFERENCE = {
     "00.parse_lock": preflight.parse_lock,
     "00.port_is_free": preflight.port_is_free,
     "00.version_mismatches": preflight.version_mismatches,
+    "01.parity": parity,
+    "01.write_manifest": write_manifest,
+    "01.version_drift": version_drift,
+    "01.choose_format": {k: sorted(v[0])[0] for k, v in ACCEPTABLE_FORMATS.items()},
+    "02.find_globals": lambda data: reference_globals(data),
+    "02.allowlist": DEFAULT_ALLOWLIST.with_globals(["__main__.ClipOutliers"]),
+    "02.is_authentic": is_authentic,
+    "02.find_malicious": find_malicious,
 }
+# Answers that are not callables (a dict, an Allowlist) cannot be "unfinished" by raising.
+CALLABLE_EXERCISES = sorted(k for k, v in REFERENCE.items() if callable(v))
 
 
 def test_every_registered_check_has_a_reference_answer_here() -> None:
@@ -38,7 +87,7 @@ def _unfinished(*args: object) -> object:
     raise NotImplementedError
 
 
-@pytest.mark.parametrize("exercise", sorted(REFERENCE))
+@pytest.mark.parametrize("exercise", CALLABLE_EXERCISES)
 def test_unfinished_exercise_is_reported_not_raised(exercise: str) -> None:
     result = check(exercise, _unfinished, quiet=True)
     assert not result
@@ -100,3 +149,27 @@ def test_result_is_shown_once_in_jupyter(capsys: pytest.CaptureFixture[str]) -> 
     result = check("00.parse_lock", preflight.parse_lock)
     result._ipython_display_()
     assert capsys.readouterr().out.count("00.parse_lock") == 1
+
+
+def test_wrong_format_choice_and_unsafe_allowlist_get_hints() -> None:
+    choices = {k: sorted(v[0])[0] for k, v in ACCEPTABLE_FORMATS.items()}
+    wrong = check("01.choose_format", {**choices, "untrusted_download": "pickle"}, quiet=True)
+    assert not wrong and "cannot run code" in wrong.message
+    whole_module = DEFAULT_ALLOWLIST.with_globals(["__main__.ClipOutliers", "__main__.Evil"])
+    too_wide = check("02.allowlist", whole_module, quiet=True)
+    assert not too_wide and "exact class" in too_wide.message
+
+
+def test_find_malicious_that_loads_files_is_caught() -> None:
+    import pickle
+
+    def loads_everything(folder: Path) -> list[str]:
+        for path in folder.iterdir():
+            try:
+                pickle.loads(path.read_bytes())
+            except Exception:
+                continue
+        return []
+
+    result = check("02.find_malicious", loads_everything, quiet=True)
+    assert not result.passed and "ran a payload" in result.message
