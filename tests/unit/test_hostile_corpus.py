@@ -99,3 +99,16 @@ def test_scan_file_verdict_names_global(tmp_path: Path) -> None:
     path, _ = build(CORPUS[0], tmp_path)
     verdict = scan_file(path)
     assert not verdict.safe and "posix.system" in verdict.reason
+
+
+def test_crosscheck_table_runs_every_scanner(tmp_path: Path) -> None:
+    from course_pkg.artifacts.crosscheck import SCANNERS, crosscheck
+
+    rows = crosscheck([build(entry, tmp_path)[0] for entry in CORPUS])
+    assert [r["file"] for r in rows] == [entry.file for entry in CORPUS]
+    assert all(r["course_pkg"] == "flagged" for r in rows)
+    for name in SCANNERS:
+        assert all(
+            r[name] in {"flagged", "missed"} or r[name].startswith(("error", "n/a")) for r in rows
+        )
+    assert not list(tmp_path.glob("*.MARKER"))
