@@ -41,8 +41,8 @@ docker-env:  ## start a Docker engine and build the local base image (needs root
 	else echo "make: no Docker engine here; Docker tests will skip with that reason"; fi
 
 lint: setup  ## ruff + mypy
-	$(BIN)/ruff check course_pkg grader tests scripts conftest.py
-	$(BIN)/ruff format --check course_pkg grader tests conftest.py
+	$(BIN)/ruff check course_pkg grader tests scripts benchmarks conftest.py
+	$(BIN)/ruff format --check course_pkg grader tests benchmarks conftest.py
 	$(BIN)/mypy
 
 unit: setup  ## unit + integration tests only

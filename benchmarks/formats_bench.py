@@ -43,7 +43,9 @@ def main() -> None:
 
     logreg = train_churn("logreg")
     print("== formats, reference pipeline (logistic regression) ==")
-    frame = reports_frame(compare_formats(logreg.pipeline, logreg.x_test, work, repeats=args.repeats))
+    frame = reports_frame(
+        compare_formats(logreg.pipeline, logreg.x_test, work, repeats=args.repeats)
+    )
     print(frame.drop(columns=["portability"]).to_string())
 
     print("\n== safe_load overhead (same bytes; median of", args.repeats, "loads) ==")
@@ -60,7 +62,9 @@ def main() -> None:
             plain = median_ms(naive, args.repeats)
             safe = median_ms(lambda p=path: safe_load(p), args.repeats)
             size = path.stat().st_size / 1024
-            print(f"{kind:<14} {fmt:<8} {size:>7.1f} {plain:>9.2f} {safe:>8.2f} {safe / plain:>5.1f}x")
+            print(
+                f"{kind:<14} {fmt:<8} {size:>7.1f} {plain:>9.2f} {safe:>8.2f} {safe / plain:>5.1f}x"
+            )
 
 
 if __name__ == "__main__":
