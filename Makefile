@@ -17,7 +17,7 @@ QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
 
-.PHONY: help setup lab test lint unit notebooks docker-env assign solutions lock image transactions clean
+.PHONY: help setup lab test lint unit notebooks docker-env grader-image grade-demo assign solutions lock image transactions clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,6 +40,17 @@ docker-env:  ## start a Docker engine and build the local base image (needs root
 	elif [ "$${CI:-}" = true ]; then echo "make: CI needs a Docker engine" >&2; exit 1; \
 	else echo "make: no Docker engine here; Docker tests will skip with that reason"; fi
 
+grader-image: setup docker-env  ## build the grading image course-grader:latest (offline wheelhouse)
+	@if docker info >/dev/null 2>&1; then $(BIN)/grader build-image --base-image $(BASE_IMAGE); \
+	elif [ "$${CI:-}" = true ]; then echo "make: CI needs Docker for the grading image" >&2; exit 1; \
+	else echo "make: no Docker engine; grader container tests will skip"; fi
+
+grade-demo: grader-image  ## grade the sample submissions (good, partial, broken, hostile) for notebook 00
+	rm -rf build/grade-demo
+	$(BIN)/python -c 'from pathlib import Path; from grader.samples import write_samples; write_samples("00_setup_check.ipynb", Path("build/grade-demo/submissions"))'
+	$(BIN)/grader grade build/grade-demo/submissions --assignment 00 --out build/grade-demo/results --jobs 2 --cell-timeout 20 --timeout 150
+	column -s, -t < build/grade-demo/results/gradebook.csv
+
 lint: setup  ## ruff + mypy
 	$(BIN)/ruff check course_pkg grader tests scripts benchmarks conftest.py
 	$(BIN)/ruff format --check course_pkg grader tests benchmarks conftest.py
@@ -52,7 +63,7 @@ notebooks: setup  ## execute solutions/ (outputs compared) and notebooks/ (lax)
 	$(BIN)/python -m pytest --nbval $(NBVAL) --nbval-sanitize-with tests/nbval_sanitize.cfg solutions
 	$(BIN)/python -m pytest --nbval-lax $(NBVAL) notebooks
 
-test: setup docker-env lint unit notebooks  ## everything CI runs
+test: setup docker-env grader-image lint unit notebooks  ## everything CI runs
 
 assign: setup  ## regenerate notebooks/ from solutions/
 	$(BIN)/grader assign

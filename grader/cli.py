@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a check found a problem (e.g. ``assign --check`` found 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,6 +48,115 @@ def _execute(args: argparse.Namespace) -> int:
     return 0
 
 
+def _submissions(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    from grader.gradebook import finished, write_gradebook, write_submission
+    from grader.grading import grade
+    from grader.specs import load_assignment
+
+    try:
+        assignment = load_assignment(args.assignment)
+    except KeyError as error:
+        print(f"error: {error.args[0]}", file=sys.stderr)
+        return 2
+    if args.cell_timeout:
+        import dataclasses
+
+        assignment = dataclasses.replace(assignment, cell_timeout=args.cell_timeout)
+    if not args.submissions.is_dir():
+        print(f"error: {args.submissions} is not a directory of submissions", file=sys.stderr)
+        return 2
+    if args.backend == "local":
+        print(
+            "WARNING: --backend local runs submissions UNSANDBOXED with your permissions; "
+            "use it only for your own notebook",
+            file=sys.stderr,
+        )
+    elif not _docker_ready(args.image):
+        return 2
+    todo = [
+        p
+        for p in _submissions(args.submissions)
+        if args.force or not finished(args.out, p.stem if p.suffix == ".ipynb" else p.name)
+    ]
+    skipped = len(_submissions(args.submissions)) - len(todo)
+    if skipped:
+        print(f"skipping {skipped} already graded (use --force to regrade)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = {
+            pool.submit(
+                grade,
+                path,
+                assignment,
+                backend=args.backend,
+                image=args.image,
+                timeout=args.timeout,
+            ): path
+            for path in todo
+        }
+        with tqdm(total=len(futures), unit="submission", disable=None) as bar:
+            for future in as_completed(futures):
+                path = futures[future]
+                try:
+                    result = future.result()
+                except Exception as error:  # one broken submission never stops the batch
+                    failures += 1
+                    tqdm.write(f"error grading {path.name}: {type(error).__name__}: {error}")
+                else:
+                    write_submission(args.out, result, assignment)
+                    write_gradebook(args.out, assignment)
+                    tqdm.write(
+                        f"{result.submission}: {result.score:g}/{result.max_score:g} "
+                        f"[{result.status}] {result.seconds:.1f}s"
+                    )
+                bar.update()
+    book = write_gradebook(args.out, assignment)
+    print(f"gradebook: {book}")
+    return 1 if failures else 0
+
+
+def _docker_ready(image: str) -> bool:
+    probe = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False)
+    if probe.returncode != 0:
+        print(
+            f"error: grading image {image} not found (or no Docker engine): run "
+            "`grader build-image` (and `sudo scripts/docker-up` if the engine is down)",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def _check(args: argparse.Namespace) -> int:
+    from grader.gradebook import feedback_markdown
+    from grader.grading import grade
+    from grader.specs import load_assignment
+
+    assignment = load_assignment(args.assignment)
+    if args.backend == "local":
+        print("UNSANDBOXED local preview: your notebook runs with your permissions.\n")
+    elif not _docker_ready(args.image):
+        return 2
+    result = grade(args.notebook, assignment, backend=args.backend, image=args.image)
+    print(feedback_markdown(result, assignment))
+    return 0
+
+
+def _build_image(args: argparse.Namespace) -> int:
+    from grader.image import build_image
+
+    return build_image(args.tag, args.base_image)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grader", description="Author and grade the course.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -61,6 +171,32 @@ def build_parser() -> argparse.ArgumentParser:
     execute.add_argument("notebooks", nargs="+", type=Path)
     execute.add_argument("--timeout", type=int, default=900, help="per-cell timeout in seconds")
     execute.set_defaults(func=_execute)
+
+    from grader.runner.docker_backend import DEFAULT_IMAGE
+
+    grade = sub.add_parser("grade", help="grade a folder of submissions")
+    grade.add_argument("submissions", type=Path, help="folder: one file per submission")
+    grade.add_argument("--assignment", required=True, help="e.g. 00, 01, 02")
+    grade.add_argument("--out", type=Path, required=True, help="results folder")
+    grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
+    grade.add_argument("--timeout", type=int, help="wall-clock seconds per submission")
+    grade.add_argument("--cell-timeout", type=int, help="seconds per notebook cell (spec default)")
+    grade.add_argument("--backend", choices=["docker", "local"], default="docker")
+    grade.add_argument("--image", default=DEFAULT_IMAGE)
+    grade.add_argument("--force", action="store_true", help="regrade finished submissions")
+    grade.set_defaults(func=_grade)
+
+    check = sub.add_parser("check", help="preview your grade for one notebook")
+    check.add_argument("notebook", type=Path)
+    check.add_argument("--assignment", required=True)
+    check.add_argument("--backend", choices=["docker", "local"], default="local")
+    check.add_argument("--image", default=DEFAULT_IMAGE)
+    check.set_defaults(func=_check)
+
+    image = sub.add_parser("build-image", help="build the grading image (offline)")
+    image.add_argument("--tag", default=DEFAULT_IMAGE)
+    image.add_argument("--base-image", default="course-base:bookworm-py311")
+    image.set_defaults(func=_build_image)
     return parser
 
 

@@ -40,8 +40,21 @@ EXACT: frozenset[tuple[str, str]] = frozenset(
     {
         ("builtins", name)
         for name in (
-            "object", "set", "frozenset", "slice", "complex", "bytearray", "bytes",
-            "range", "bool", "int", "float", "str", "tuple", "list", "dict",
+            "object",
+            "set",
+            "frozenset",
+            "slice",
+            "complex",
+            "bytearray",
+            "bytes",
+            "range",
+            "bool",
+            "int",
+            "float",
+            "str",
+            "tuple",
+            "list",
+            "dict",
         )
     }
     | {
@@ -80,15 +93,39 @@ EXACT: frozenset[tuple[str, str]] = frozenset(
     }
     | {
         ("torch", f"{kind}Storage")
-        for kind in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char",
-                     "Byte", "Bool", "ComplexFloat", "ComplexDouble")
+        for kind in (
+            "Float",
+            "Double",
+            "Half",
+            "BFloat16",
+            "Long",
+            "Int",
+            "Short",
+            "Char",
+            "Byte",
+            "Bool",
+            "ComplexFloat",
+            "ComplexDouble",
+        )
     }
     | {
         ("torch", dtype)
-        for dtype in ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16",
-                      "int8", "uint8", "bool", "complex64", "complex128")
+        for dtype in (
+            "float32",
+            "float64",
+            "float16",
+            "bfloat16",
+            "int64",
+            "int32",
+            "int16",
+            "int8",
+            "uint8",
+            "bool",
+            "complex64",
+            "complex128",
+        )
     }
-)  # fmt: skip
+)
 
 # scikit-learn modules whose non-estimator classes are building blocks of fitted models.
 SKLEARN_HELPER_MODULES: tuple[str, ...] = (

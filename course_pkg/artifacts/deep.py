@@ -109,9 +109,12 @@ def train_keras_mlp(x: np.ndarray, y: np.ndarray, epochs: int = 30, seed: int = 
 
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
-        [keras.Input((x.shape[1],)), keras.layers.Dense(8, activation="relu"),
-         keras.layers.Dense(2, activation="softmax")]
-    )  # fmt: skip
+        [
+            keras.Input((x.shape[1],)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
     model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
     model.fit(x.astype(np.float32), y, epochs=epochs, batch_size=len(x), verbose=0)
     return model
@@ -161,11 +164,17 @@ def compare_deep_formats(
     load_ms, loaded = _median_load_ms(lambda: safe_load(script), repeats)
     with torch.no_grad():
         got = torch.softmax(loaded(torch.as_tensor(x_test, dtype=torch.float32)), 1).numpy()
-    reports.append(DeepReport(
-        "torchscript", script.name, round(_dir_size(script) / 1024, 1), round(load_ms, 2),
-        float(np.abs(got - expected).max()), "TorchScript ops only (no Python)",
-        "libtorch (C++), TorchServe, Python",
-    ))  # fmt: skip
+    reports.append(
+        DeepReport(
+            "torchscript",
+            script.name,
+            round(_dir_size(script) / 1024, 1),
+            round(load_ms, 2),
+            float(np.abs(got - expected).max()),
+            "TorchScript ops only (no Python)",
+            "libtorch (C++), TorchServe, Python",
+        )
+    )
 
     keras_model = train_keras_mlp(x_train, y_train)
     expected = np.asarray(keras_model.predict(x_test.astype(np.float32), verbose=0))
@@ -174,9 +183,15 @@ def compare_deep_formats(
     serve = loaded.signatures["serving_default"]
     outputs = serve(tf.constant(x_test.astype(np.float32)))
     got = np.asarray(next(iter(outputs.values())))
-    reports.append(DeepReport(
-        "saved_model", saved.name + "/", round(_dir_size(saved) / 1024, 1), round(load_ms, 2),
-        float(np.abs(got - expected).max()), "TF graph ops (no Python; ops may read files)",
-        "TF Serving, TF C/C++/Java/JS (converted), Python",
-    ))  # fmt: skip
+    reports.append(
+        DeepReport(
+            "saved_model",
+            saved.name + "/",
+            round(_dir_size(saved) / 1024, 1),
+            round(load_ms, 2),
+            float(np.abs(got - expected).max()),
+            "TF graph ops (no Python; ops may read files)",
+            "TF Serving, TF C/C++/Java/JS (converted), Python",
+        )
+    )
     return reports

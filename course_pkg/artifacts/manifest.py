@@ -34,9 +34,18 @@ SEMVER = re.compile(
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # Libraries whose version changes what a loaded model computes.
 TRACKED_LIBRARIES = (
-    "scikit-learn", "numpy", "scipy", "pandas", "joblib", "skops",
-    "onnx", "onnxruntime", "skl2onnx", "torch", "tensorflow-cpu",
-)  # fmt: skip
+    "scikit-learn",
+    "numpy",
+    "scipy",
+    "pandas",
+    "joblib",
+    "skops",
+    "onnx",
+    "onnxruntime",
+    "skl2onnx",
+    "torch",
+    "tensorflow-cpu",
+)
 REQUIRED_KEYS = ("manifest_version", "name", "version", "files", "model_file", "environment")
 
 

@@ -23,10 +23,22 @@ DETERMINISTIC = "onnx,pickle,joblib,joblib-compressed"
 def _train(out: Path, hash_seed: str) -> dict:  # type: ignore[type-arg]
     env = {**os.environ, "PYTHONHASHSEED": hash_seed, "SOURCE_DATE_EPOCH": "1764028800"}
     subprocess.run(
-        [sys.executable, "-m", "course_pkg", "train", "churn", "--out", str(out),
-         "--formats", DETERMINISTIC],
-        check=True, capture_output=True, env=env, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "course_pkg",
+            "train",
+            "churn",
+            "--out",
+            str(out),
+            "--formats",
+            DETERMINISTIC,
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=300,
+    )
     return dict(json.loads((out / "manifest.json").read_text()))
 
 

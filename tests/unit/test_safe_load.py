@@ -57,8 +57,17 @@ def _save(model: Any, path: Path, how: str) -> None:
         joblib.dump(model, path, compress=(how.split("-")[1], 3))
 
 
-FORMATS = ["pickle-p2", "pickle-p4", "pickle-p5", "joblib", "joblib-zlib", "joblib-gzip",
-           "joblib-bz2", "joblib-xz", "joblib-lzma"]  # fmt: skip
+FORMATS = [
+    "pickle-p2",
+    "pickle-p4",
+    "pickle-p5",
+    "joblib",
+    "joblib-zlib",
+    "joblib-gzip",
+    "joblib-bz2",
+    "joblib-xz",
+    "joblib-lzma",
+]
 
 
 @pytest.mark.parametrize("estimator", list(_estimators()))

@@ -1,0 +1,1 @@
+"""Running a submission: in a locked-down container (docker) or, for previews, locally."""

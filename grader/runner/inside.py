@@ -1,0 +1,233 @@
+"""The in-container runner: execute a notebook, then run probes in the same kernel.
+
+Protocol (stdin → stdout), chosen so nothing the student's code prints can pass for a result:
+- The host writes one JSON job on stdin: ``{"notebook", "probes": [{"id", "code"}],
+  "cell_timeout", "key"}``. ``key`` is a random per-run secret that stays in this process;
+  the kernel is started with stdin, stdout and stderr on /dev/null, so it never sees the key
+  and cannot write to the channel.
+- At the end this process prints exactly one frame: ``GRADER-RESULT <hmac> <json>``, where
+  ``hmac`` is HMAC-SHA256(key, json). The host accepts only a frame whose HMAC verifies.
+- Outputs of the student's cells are discarded as they arrive (only their size is counted);
+  probe values are capped at ``MAX_PROBE_BYTES`` each.
+
+Expected values, checks and points never enter the container: a probe only *computes* (calls
+the student's function on chosen inputs) and returns plain JSON; scoring happens on the host.
+This module uses only nbformat/nbclient/jupyter_client, which the grading image has.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+MAX_PROBE_BYTES = 64 * 1024
+MAX_CELL_OUTPUT_BYTES = 4 * 1024 * 1024  # total across cells; beyond it the run is flagged
+
+
+# Run in the kernel before the notebook: printing more than the cap raises in the student's
+# cell instead of growing ipykernel's stdout buffer until the memory limit kills the kernel.
+OUTPUT_GUARD = f"""
+import sys as __grader_sys
+
+class OutputLimitExceeded(RuntimeError):
+    pass
+
+class __GraderCappedStream:
+    def __init__(self, stream, budget):
+        self._stream, self._budget = stream, budget
+
+    def write(self, text):
+        self._budget -= len(text)
+        if self._budget < 0:
+            raise OutputLimitExceeded("more than {MAX_CELL_OUTPUT_BYTES} characters printed")
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+__grader_sys.stdout = __GraderCappedStream(__grader_sys.stdout, {MAX_CELL_OUTPUT_BYTES})
+__grader_sys.stderr = __GraderCappedStream(__grader_sys.stderr, {MAX_CELL_OUTPUT_BYTES})
+"""
+
+
+def _probe_source(code: str) -> str:
+    """Wrap a probe (source defining ``probe()``) so its value comes back as a JSON string."""
+    return (
+        f"{code}\n"
+        "import json as __grader_json\n"
+        f"__grader_json.dumps(probe(), default=repr)[:{MAX_PROBE_BYTES}]"
+    )
+
+
+def _execute(
+    notebook_path: str, probes: list[dict[str, str]], cell_timeout: int, work_dir: str
+) -> dict[str, Any]:
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    result: dict[str, Any] = {"notebook": "ok", "cells": 0, "cell_errors": [], "probes": {}}
+    try:
+        notebook = nbformat.read(notebook_path, as_version=4)
+    except Exception as error:  # not JSON, not a notebook, wrong version…
+        result["notebook"] = "invalid-notebook"
+        result["detail"] = f"{type(error).__name__}: {str(error)[:300]}"
+        return result
+
+    output_bytes = 0
+    probing = False
+    flags = {"flooded": False}
+
+    class Client(NotebookClient):
+        """Drops student cell output as it arrives (counting its size); keeps probe output."""
+
+        def output(self, outs: Any, msg: Any, display_id: Any, cell_index: int) -> Any:
+            nonlocal output_bytes
+            if probing:
+                return super().output(outs, msg, display_id, cell_index)
+            output_bytes += len(json.dumps(msg.get("content", {}), default=str))
+            if output_bytes > MAX_CELL_OUTPUT_BYTES and not flags["flooded"]:
+                flags["flooded"] = True
+                if self.km is not None:
+                    self.km.interrupt_kernel()  # stop the flood now, not at the cell timeout
+            if msg["msg_type"] == "error" and len(result["cell_errors"]) < 50:
+                result["cell_errors"].append(
+                    {"cell": cell_index, "ename": str(msg["content"].get("ename", "?"))[:100]}
+                )
+            return None
+
+    client = Client(
+        notebook,
+        timeout=cell_timeout,
+        kernel_name="python3",
+        allow_errors=True,
+        interrupt_on_timeout=True,  # a cell past its limit is interrupted; the rest still runs
+        record_timing=False,
+        resources={"metadata": {"path": work_dir}},
+    )
+    started = time.monotonic()
+    quiet = {
+        "stdin": subprocess.DEVNULL,
+        "stdout": subprocess.DEVNULL,
+        "stderr": subprocess.DEVNULL,
+    }
+    with client.setup_kernel(**quiet):
+        try:
+            guard = nbformat.v4.new_code_cell(OUTPUT_GUARD)
+            client.nb.cells.append(guard)
+            client.execute_cell(guard, len(client.nb.cells) - 1)
+            client.nb.cells.pop()
+            for index, cell in enumerate(notebook.cells):
+                if cell.cell_type == "code":
+                    client.execute_cell(cell, index)
+                    result["cells"] += 1
+        except CellTimeoutError:
+            result["notebook"] = "timeout"
+        except DeadKernelError:
+            result["notebook"] = "kernel-died"
+            result["kernel_exit"] = _kernel_exit_code(client)
+        result["notebook_seconds"] = round(time.monotonic() - started, 2)
+        result["output_bytes"] = output_bytes
+        interrupted = any(e["ename"] == "KeyboardInterrupt" for e in result["cell_errors"])
+        capped = any(e["ename"] == "OutputLimitExceeded" for e in result["cell_errors"])
+        result["oom_kills"] = _oom_kills()
+        if flags["flooded"] or capped:
+            result["notebook"] = "output-limit"  # even if the flood then cost the kernel's life
+        elif interrupted and result["notebook"] == "ok":
+            result["notebook"] = "timeout"  # a cell hit its time limit and was interrupted
+        probing = True
+        for probe in probes:
+            result["probes"][probe["id"]] = _run_probe(client, probe["code"])
+    return result
+
+
+def _oom_kills() -> int | None:
+    """How many processes the container's memory cgroup has OOM-killed (v1 or v2)."""
+    for path, key in (
+        ("/sys/fs/cgroup/memory.events", "oom_kill"),
+        ("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill"),
+    ):
+        try:
+            with open(path) as handle:
+                lines = handle.read().splitlines()
+            for line in lines:
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _kernel_exit_code(client: Any) -> int | None:
+    """The dead kernel's exit code (-9 = SIGKILL, usually the memory limit)."""
+    process = getattr(getattr(client.km, "provisioner", None), "process", None)
+    return process.poll() if process is not None else None
+
+
+def _run_probe(client: Any, code: str) -> dict[str, Any]:
+    """Execute one probe as an extra cell in the same kernel: {"value": …} or {"error": …}."""
+    import nbformat
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    if client.km is None or not client.km.is_alive():
+        return {"error": "the kernel is not running (it died or was killed)"}
+    cell = nbformat.v4.new_code_cell(_probe_source(code))
+    client.nb.cells.append(cell)  # nbclient addresses cells by index in its notebook
+    try:
+        client.execute_cell(cell, len(client.nb.cells) - 1)
+    except CellTimeoutError:
+        return {"error": "the probe timed out"}
+    except DeadKernelError:
+        return {"error": "the kernel died while running the probe"}
+    for output in cell.outputs:
+        if output.output_type == "error":
+            return {"error": f"{output.ename}: {str(output.evalue)[:300]}"}
+    for output in cell.outputs:
+        if output.output_type == "execute_result":
+            text = str(output.get("data", {}).get("text/plain", ""))[: MAX_PROBE_BYTES * 2 + 16]
+            try:
+                return {"value": json.loads(ast.literal_eval(text))}
+            except (ValueError, SyntaxError) as error:
+                return {"error": f"probe value was not JSON ({type(error).__name__})"}
+    return {"error": "the probe produced no value"}
+
+
+def _make_undumpable() -> None:
+    """PR_SET_DUMPABLE=0: processes of the same uid (the student's kernel) can then neither
+    ptrace this process, read its memory (the HMAC key) nor open its /proc fds (our stdout)."""
+    import contextlib
+    import ctypes
+
+    # Not Linux (a local preview elsewhere): nothing to protect, there is no sandbox anyway.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+
+
+def main() -> int:
+    _make_undumpable()
+    job = json.loads(sys.stdin.readline())
+    key = job.pop("key").encode()
+    try:
+        result = _execute(
+            job["notebook"], job["probes"], int(job["cell_timeout"]), job.get("work_dir", "/work")
+        )
+    except Exception:  # the runner itself failed: report it, framed
+        import traceback
+
+        result = {"notebook": "runner-error", "detail": traceback.format_exc()[-1500:]}
+    payload = json.dumps(result, sort_keys=True)
+    signature = hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
+    sys.stdout.write(f"\nGRADER-RESULT {signature} {payload}\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

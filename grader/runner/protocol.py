@@ -1,0 +1,53 @@
+"""The host side of the runner protocol: build the job, verify the signed result frame."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from grader.specs.model import Assignment
+
+FRAME = "GRADER-RESULT "
+MAX_STDOUT_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Job:
+    payload: str  # one JSON line for the runner's stdin
+    key: bytes
+
+
+def make_job(assignment: Assignment, notebook_path: str, work_dir: str = "/work") -> Job:
+    key = secrets.token_hex(32)
+    job = {
+        "notebook": notebook_path,
+        "work_dir": work_dir,
+        "probes": [{"id": q.id, "code": q.probe} for q in assignment.questions],
+        "cell_timeout": assignment.cell_timeout,
+        "key": key,
+    }
+    return Job(json.dumps(job) + "\n", key.encode())
+
+
+def parse_frame(stdout: bytes, key: bytes) -> dict[str, Any] | None:
+    """The runner's result if a frame with a valid HMAC is present, else None.
+
+    The *last* valid frame wins; frames with a bad signature (printed by student code that
+    guessed the format) are ignored.
+    """
+    result = None
+    for line in stdout.decode("utf-8", "replace").splitlines():
+        if not line.startswith(FRAME):
+            continue
+        signature, _, payload = line[len(FRAME) :].partition(" ")
+        expected = hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
+        if hmac.compare_digest(signature, expected):
+            try:
+                result = json.loads(payload)
+            except json.JSONDecodeError:
+                continue
+    return result

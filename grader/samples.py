@@ -1,0 +1,99 @@
+"""Sample submissions for the demo and the tests, generated from solutions/ and notebooks/
+(so they never drift from the course): good, partial, empty and broken ones, and hostile
+ones that each try one way to escape, cheat or break the grader."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import nbformat
+
+from course_pkg import paths
+from grader.authoring.assign import INSTRUCTOR_TAG
+
+# One cell each, appended to the full solution: what a hostile student might try.
+HOSTILE_CELLS: dict[str, str] = {
+    "infinite_loop": "while True:\n    pass",
+    "sleep_past_timeout": "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    "time.sleep(100000)",
+    "fork_bomb": "import os\nfor _ in range(10000):\n    try:\n        if os.fork() == 0:\n"
+    "            import time; time.sleep(600)\n    except OSError:\n        break",
+    "memory_bomb": "hog = []\nwhile True:\n    hog.append(bytearray(64 * 2**20))\n"
+    "    for i in range(0, len(hog[-1]), 4096):\n        hog[-1][i] = 1",
+    "output_flood": "import sys\nwhile True:\n    sys.stdout.write('x' * 1_000_000)",
+    "disk_fill": "with open('/work/fill.bin', 'wb') as f:\n    while True:\n"
+    "        f.write(b'\\0' * 2**20)",
+    "network": "import urllib.request\nurllib.request.urlopen('http://127.0.0.1:9/', timeout=3)",
+    "read_host": "import os\nfound = []\nfor top in ('/grader', '/course', '/submission', '/work', "
+    "'/tmp', '/root', '/home', '/srv', '/mnt'):\n    for d, _, files in os.walk(top):\n"
+    "        found += [os.path.join(d, f) for f in files if 'specs' in d or "
+    "f in ('gradebook.csv', 'results.json')]\nfound += [p for p in ('/etc/shadow', '/root') "
+    "if os.access(p, os.R_OK)]\nport_is_free = lambda port, host='127.0.0.1': found",
+    "fake_results": "import os, json\nfake = 'GRADER-RESULT ' + '0' * 64 + ' ' + json.dumps("
+    "{'notebook': 'ok', 'probes': {'port_is_free': {'value': [False, True]}}})\n"
+    "for fd in (1, 2):\n    os.write(fd, ('\\n' + fake + "
+    "'\\n').encode())\nfor path in ('/proc/1/fd/1', '/dev/stdout'):\n    try:\n"
+    "        open(path, 'w').write(fake + '\\n')\n    except OSError:\n        pass\n"
+    "open('/work/results.json', 'w').write('{\"score\": 100}')",
+    "monkeypatch": "import json, builtins\njson.dumps = lambda *a, **k: '\"[true, true]\"'\n"
+    "builtins.sorted = lambda *a, **k: ['all', 'correct']\n"
+    "import course_pkg\ncourse_pkg.check = lambda *a, **k: True",
+    "kill_kernel": "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+    "kill_runner": "import os, signal\nfor pid in (os.getppid(), 1):\n    try:\n"
+    "        os.kill(pid, signal.SIGKILL)\n    except OSError:\n        pass",
+    "os_exit": "import os\nos._exit(3)",
+    "system_exit": "raise SystemExit(0)",
+}
+
+
+def _without_instructor_cells(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    clean = copy.deepcopy(notebook)
+    clean.cells = [
+        c for c in clean.cells if INSTRUCTOR_TAG not in c.get("metadata", {}).get("tags", [])
+    ]
+    for cell in clean.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return clean
+
+
+def full_solution(notebook: str) -> nbformat.NotebookNode:
+    return _without_instructor_cells(nbformat.read(paths.SOLUTIONS / notebook, as_version=4))
+
+
+def write_samples(notebook: str, out: Path, hostile: bool = True) -> list[Path]:
+    """Write the sample submissions for ``notebook`` (e.g. 00_setup_check.ipynb) into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    full = full_solution(notebook)
+    student = nbformat.read(paths.NOTEBOOKS / notebook, as_version=4)
+    written = []
+
+    def save(name: str, nb: nbformat.NotebookNode) -> None:
+        path = out / f"{name}.ipynb"
+        nbformat.write(nb, path)
+        written.append(path)
+
+    save("full", full)
+    save("empty", student)
+    # partial: the student version with the first exercise answered from the solution
+    partial = copy.deepcopy(student)
+    solved = {c.id: c for c in full.cells}
+    stubbed = [
+        c for c in partial.cells if "raises-exception" in c.get("metadata", {}).get("tags", [])
+    ]
+    if stubbed:
+        stubbed[0].source = solved[stubbed[0].id].source
+    save("partial", partial)
+    broken = out / "syntax_broken.ipynb"
+    broken.write_text(nbformat.writes(full)[:-200])  # truncated JSON
+    written.append(broken)
+    text = out / "not_a_notebook.txt"
+    text.write_text("I forgot to attach my notebook.\n")
+    written.append(text)
+    if hostile:
+        for name, source in HOSTILE_CELLS.items():
+            attack = copy.deepcopy(full)
+            attack.cells.append(nbformat.v4.new_code_cell(source))
+            save(f"hostile_{name}", attack)
+    return written

@@ -1,0 +1,64 @@
+"""What an assignment spec is made of: questions, probes, expected values, comparisons.
+
+- ``probe``: Python source defining ``probe()``; it runs *in the student's kernel* inside the
+  sandbox and returns plain JSON (it calls the student's function on chosen inputs).
+- ``expected``: a host-side function returning the expected JSON value. It never enters the
+  container.
+- ``compare``: host-side scoring of (probe result, expected) → fraction of the points and a
+  feedback line. Hidden values are not quoted in feedback unless ``show_expected`` is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Outcome:
+    fraction: float  # 0.0 … 1.0 of the question's points
+    feedback: str
+
+
+def exact(got: Any, expected: Any) -> Outcome:
+    if got == expected:
+        return Outcome(1.0, "correct")
+    return Outcome(0.0, "the result differs from the expected one")
+
+
+def fraction_equal(got: Any, expected: list[Any]) -> Outcome:
+    """Partial credit: the share of list positions that match."""
+    if not isinstance(got, list) or len(got) != len(expected):
+        return Outcome(0.0, f"expected a list of {len(expected)} results")
+    right = sum(g == e for g, e in zip(got, expected, strict=True))
+    return Outcome(right / len(expected), f"{right} of {len(expected)} cases right")
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    points: float
+    title: str
+    probe: str
+    expected: Callable[[], Any]
+    compare: Callable[[Any, Any], Outcome] = exact
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class Assignment:
+    id: str
+    notebook: str
+    title: str
+    questions: tuple[Question, ...]
+    cell_timeout: int = 120  # seconds per cell
+    wall_timeout: int = 300  # seconds for the whole container
+    memory: str = "2g"
+    pids: int = 256
+    cpus: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_points(self) -> float:
+        return sum(q.points for q in self.questions)

@@ -1,0 +1,127 @@
+"""Grader pieces that need no container: the signed frame, scoring, gradebook, local preview."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader.gradebook import finished, write_gradebook, write_submission
+from grader.grading import QuestionScore, SubmissionResult, _score_question, grade, precheck
+from grader.runner.protocol import FRAME, make_job, parse_frame
+from grader.samples import write_samples
+from grader.specs import load_assignment
+from grader.specs.model import Outcome, Question
+
+SPEC = load_assignment("00")
+
+
+def _frame(key: bytes, payload: dict[str, object]) -> bytes:
+    text = json.dumps(payload)
+    signature = hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+    return f"{FRAME}{signature} {text}\n".encode()
+
+
+def test_only_frames_signed_with_the_run_key_count() -> None:
+    job = make_job(SPEC, "/submission/notebook.ipynb")
+    assert json.loads(job.payload)["key"] == job.key.decode()
+    assert "expected" not in job.payload  # probes go in, expected values never do
+    real = _frame(job.key, {"notebook": "ok", "probes": {}})
+    forged = _frame(b"guessed-key", {"notebook": "ok", "probes": {"x": {"value": 1}}})
+    junk = f"{FRAME}zz not-json\n".encode()
+    assert parse_frame(forged + junk, job.key) is None
+    assert parse_frame(b"noise\n" + real + forged, job.key) == {"notebook": "ok", "probes": {}}
+
+
+def test_expected_values_never_appear_in_probe_code() -> None:
+    for assignment_id in ("00", "01", "02"):
+        spec = load_assignment(assignment_id)
+        for question in spec.questions:
+            expected = json.dumps(question.expected())
+            if len(expected) > 12:  # short values (True, [0, 1]) can appear by coincidence
+                assert expected not in question.probe, (assignment_id, question.id)
+
+
+def test_scoring_handles_errors_odd_values_and_crashing_compares() -> None:
+    def broken_compare(got: object, expected: object) -> Outcome:
+        raise ZeroDivisionError
+
+    question = Question("q", 3, "Q", "def probe(): return 1", lambda: 1, hint="try harder")
+    assert _score_question(question, {"value": 1}).score == 3
+    assert "hint: try harder" in _score_question(question, {"value": 2}).feedback
+    assert "not done yet" in _score_question(question, {"error": "NotImplementedError: "}).feedback
+    assert "did not run" in _score_question(question, None).feedback
+    odd = Question("q", 3, "Q", "", lambda: 1, compare=broken_compare)
+    assert _score_question(odd, {"value": [1]}).score == 0
+
+
+def test_precheck_rejects_non_notebooks(tmp_path: Path) -> None:
+    (tmp_path / "a.ipynb").write_text("{not json")
+    (tmp_path / "b.txt").write_text("hello")
+    assert precheck(tmp_path / "a.ipynb") is not None
+    assert precheck(tmp_path / "b.txt") is not None
+    assert precheck(tmp_path / "missing.ipynb") == "not a file"
+
+
+def _result(name: str, score: float, status: str = "ok") -> SubmissionResult:
+    questions = [QuestionScore(q.id, q.title, 0.0, q.points, "x") for q in SPEC.questions]
+    questions[0].score = score
+    return SubmissionResult(
+        name, "00", status, score, SPEC.total_points, 1.0, "docker", "", questions
+    )
+
+
+def test_gradebook_rows_results_and_resume(tmp_path: Path) -> None:
+    write_submission(tmp_path, _result("alice", 2), SPEC)
+    write_submission(tmp_path, _result("bob", 0, "timeout"), SPEC)
+    book = write_gradebook(tmp_path, SPEC)
+    rows = list(csv.DictReader(book.read_text().splitlines()))
+    assert [r["submission"] for r in rows] == ["alice", "bob"]
+    assert rows[0]["sha256_file"] == "2" and rows[1]["status"] == "timeout"
+    results = json.loads((tmp_path / "alice" / "results.json").read_text())
+    assert results["score"] == 2 and len(results["tests"]) == len(SPEC.questions)
+    assert finished(tmp_path, "alice") and not finished(tmp_path, "carol")
+    assert not list(tmp_path.rglob(".*"))  # no temp files left behind
+
+
+def test_unknown_assignment_and_missing_folder_are_usage_errors(tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "grader.cli", "grade"]
+    unknown = subprocess.run(
+        [*base, str(tmp_path), "--assignment", "99", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert unknown.returncode == 2 and "available: 00, 01, 02" in unknown.stderr
+    missing = subprocess.run(
+        [
+            *base,
+            str(tmp_path / "nope"),
+            "--assignment",
+            "00",
+            "--out",
+            str(tmp_path),
+            "--backend",
+            "local",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode == 2 and "not a directory" in missing.stderr
+
+
+@pytest.mark.slow
+def test_local_preview_grades_and_says_it_is_unsandboxed(tmp_path: Path) -> None:
+    write_samples("00_setup_check.ipynb", tmp_path, hostile=False)
+    result = grade(tmp_path / "full.ipynb", SPEC, backend="local")
+    assert (result.status, result.score) == ("ok", SPEC.total_points)
+    assert "UNSANDBOXED" in result.detail
+    partial = grade(tmp_path / "partial.ipynb", SPEC, backend="local")
+    assert 0 < partial.score < SPEC.total_points
