@@ -36,7 +36,11 @@ def build_wheelhouse() -> Path:
     local_torch = Path("/opt/wheels")
     if local_torch.is_dir():
         command += ["--find-links", str(local_torch)]
-    subprocess.run(command, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        noise = "is ignored: it is neither a file nor a directory"
+        print("\n".join(x for x in done.stderr.splitlines() if noise not in x), file=sys.stderr)
+        raise SystemExit(f"pip download into {WHEELHOUSE} failed (exit {done.returncode})")
     return WHEELHOUSE
 
 

@@ -1,0 +1,74 @@
+"""How fast does the sandboxed grader go, and what does the sandbox cost?
+
+    .venv/bin/python benchmarks/grader_bench.py [--copies 4] [--assignment 02]
+
+Grades N copies of the full solution with 1 and then 2 parallel jobs (real containers), and
+executes the same notebook directly with nbclient on the host (no container, no probes). Prints
+per-submission wall time, overhead = container wall time − direct nbclient time, and
+submissions per hour. Needs the grading image (`make grader-image`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from grader.grading import grade
+from grader.samples import full_solution
+from grader.specs import load_assignment
+
+
+def direct_seconds(path: Path, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        notebook = nbformat.read(path, as_version=4)
+        with tempfile.TemporaryDirectory() as work:
+            started = time.perf_counter()
+            NotebookClient(
+                notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": work}}
+            ).execute()
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--copies", type=int, default=4)
+    parser.add_argument("--assignment", default="02")
+    args = parser.parse_args()
+    spec = load_assignment(args.assignment)
+    folder = Path(tempfile.mkdtemp(prefix="grader-bench-"))
+    source = folder / "full.ipynb"
+    nbformat.write(full_solution(spec.notebook), source)
+    copies = []
+    for i in range(args.copies):
+        copies.append(folder / f"s{i:03d}.ipynb")
+        shutil.copy(source, copies[-1])
+
+    direct = direct_seconds(source, repeats=2)
+    print(f"direct nbclient execution on the host: {direct:.2f} s (median of 2)")
+    header = ("jobs", 4), ("subs", 5), ("batch s", 8), ("per sub s", 9), ("overhead s", 10)
+    print(" ".join(f"{name:>{width}}" for name, width in header), f"{'subs/hour':>9}")
+    for jobs in (1, 2):
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            results = list(pool.map(lambda p: grade(p, spec), copies))
+        batch = time.perf_counter() - started
+        assert all(r.status == "ok" and r.score == spec.total_points for r in results), results
+        per_sub = statistics.median(r.seconds for r in results)
+        print(
+            f"{jobs:>4} {len(copies):>5} {batch:>8.1f} {per_sub:>9.2f} "
+            f"{per_sub - direct:>10.2f} {3600 * len(copies) / batch:>9.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
