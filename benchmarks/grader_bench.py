@@ -4,8 +4,8 @@
 
 Grades N copies of the full solution with 1 and then 2 parallel jobs (real containers), and
 executes the same notebook directly with nbclient on the host (no container, no probes). Prints
-per-submission wall time, overhead = container wall time − direct nbclient time, and
-submissions per hour. Needs the grading image (`make grader-image`).
+per-submission wall time, overhead = container wall time − direct nbclient time (all cores),
+submissions per hour, and where one submission's time goes. Needs `make grader-image`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,26 @@ import nbformat
 from nbclient import NotebookClient
 
 from grader.grading import grade
+from grader.runner.docker_backend import run_docker
 from grader.samples import full_solution
 from grader.specs import load_assignment
 
 
-def direct_seconds(path: Path, repeats: int) -> float:
+def direct_seconds(path: Path, repeats: int, cpus: str | None = None) -> float:
+    """Median nbclient run of the notebook on the host (pinned to ``cpus`` when given)."""
+    import os
+
+    if cpus:
+        previous = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
+    try:
+        return _direct(path, repeats)
+    finally:
+        if cpus:
+            os.sched_setaffinity(0, previous)
+
+
+def _direct(path: Path, repeats: int) -> float:
     times = []
     for _ in range(repeats):
         notebook = nbformat.read(path, as_version=4)
@@ -54,7 +69,11 @@ def main() -> None:
         shutil.copy(source, copies[-1])
 
     direct = direct_seconds(source, repeats=2)
-    print(f"direct nbclient execution on the host: {direct:.2f} s (median of 2)")
+    one_cpu = direct_seconds(source, repeats=2, cpus="0")
+    print(
+        f"direct nbclient on the host: {direct:.2f} s on all cores, {one_cpu:.2f} s on 1 core "
+        "(the container gets 1 CPU)"
+    )
     header = ("jobs", 4), ("subs", 5), ("batch s", 8), ("per sub s", 9), ("overhead s", 10)
     print(" ".join(f"{name:>{width}}" for name, width in header), f"{'subs/hour':>9}")
     for jobs in (1, 2):
@@ -68,6 +87,15 @@ def main() -> None:
             f"{jobs:>4} {len(copies):>5} {batch:>8.1f} {per_sub:>9.2f} "
             f"{per_sub - direct:>10.2f} {3600 * len(copies) / batch:>9.0f}"
         )
+
+    raw = run_docker(copies[0], spec)
+    assert raw.result is not None
+    inside, probes = raw.result["notebook_seconds"], raw.result["probe_seconds"]
+    print(
+        f"one run, broken down: {raw.seconds:.2f} s = notebook in the container {inside:.2f} s"
+        f" + probes {probes:.2f} s + container, runner and kernel start/stop "
+        f"{raw.seconds - inside - probes:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -31,12 +31,24 @@ def docker_client() -> Iterator[Any]:
     client.close()
 
 
-@pytest.fixture(scope="session")
-def base_image(docker_client: Any) -> str:
+def require_image(client: Any, image: str, how: str) -> str:
+    """``image`` if the engine has it; else fail in CI, skip elsewhere, saying how to build it."""
     import docker.errors
 
     try:
-        docker_client.images.get(BASE_IMAGE)
+        client.images.get(image)
     except docker.errors.ImageNotFound:
-        _docker_unavailable(f"base image {BASE_IMAGE} is missing (scripts/build-base-image)")
-    return BASE_IMAGE
+        _docker_unavailable(f"image {image} is missing ({how})")
+    return image
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client: Any) -> str:
+    return require_image(docker_client, BASE_IMAGE, "scripts/build-base-image")
+
+
+@pytest.fixture(scope="session")
+def grading_image(docker_client: Any) -> str:
+    from grader.runner.docker_backend import DEFAULT_IMAGE
+
+    return require_image(docker_client, DEFAULT_IMAGE, "make grader-image")

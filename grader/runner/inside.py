@@ -142,8 +142,10 @@ def _execute(
         elif interrupted and result["notebook"] == "ok":
             result["notebook"] = "timeout"  # a cell hit its time limit and was interrupted
         probing = True
+        probes_started = time.monotonic()
         for probe in probes:
             result["probes"][probe["id"]] = _run_probe(client, probe["code"])
+        result["probe_seconds"] = round(time.monotonic() - probes_started, 2)
     return result
 
 

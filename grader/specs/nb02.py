@@ -89,7 +89,7 @@ def probe():
     (folder / "clean.pkl").write_bytes(pickle.dumps([1, 2, 3]))
     for entry in CORPUS:
         if entry.name in {"joblib-object-array-nested-pickle", "protocol-0-text-eval",
-                          "torch-zip", "pickle-named-skops"}:
+                          "joblib-zlib", "pickle-named-skops"}:
             path, _ = build(entry, markers)
             shutil.move(str(path), str(folder / path.name))
     found = sorted(find_malicious(folder))
@@ -155,7 +155,7 @@ ASSIGNMENT = Assignment(
             3,
             "Spot the malicious files",
             MALICIOUS_PROBE,
-            lambda: {"found": ["d.pkl", "p.joblib", "q.pt", "s.skops"], "markers": []},
+            lambda: {"found": ["d.pkl", "n.joblib", "p.joblib", "s.skops"], "markers": []},
             _malicious_compare,
             hint="scan, never load",
         ),

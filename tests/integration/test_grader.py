@@ -17,7 +17,7 @@ import pytest
 
 from course_pkg import paths
 from grader.grading import grade
-from grader.runner.docker_backend import DEFAULT_IMAGE, run_docker
+from grader.runner.docker_backend import run_docker
 from grader.samples import HOSTILE_CELLS, full_solution, write_samples
 from grader.specs import load_assignment
 
@@ -27,17 +27,6 @@ SPEC = dataclasses.replace(
     load_assignment("00"), cell_timeout=20, wall_timeout=60, memory="1g", pids=128
 )
 FULL = SPEC.total_points
-
-
-@pytest.fixture(scope="session")
-def grading_image(docker_client: Any) -> str:
-    import docker.errors
-
-    try:
-        docker_client.images.get(DEFAULT_IMAGE)
-    except docker.errors.ImageNotFound:
-        pytest.fail(f"{DEFAULT_IMAGE} missing: `make grader-image` builds it (CI does)")
-    return DEFAULT_IMAGE
 
 
 @pytest.fixture(scope="session")
