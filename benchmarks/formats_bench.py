@@ -12,27 +12,14 @@ from __future__ import annotations
 
 import argparse
 import pickle
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import joblib
 
 from course_pkg.artifacts import safe_load
-from course_pkg.artifacts.formats import compare_formats, reports_frame
+from course_pkg.artifacts.formats import compare_formats, median_ms, reports_frame
 from course_pkg.training import train_churn
-
-
-def median_ms(fn: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -59,8 +46,8 @@ def main() -> None:
             ("pickle", pkl, lambda p=pkl: pickle.loads(p.read_bytes())),
             ("joblib", jbl, lambda p=jbl: joblib.load(p)),
         ):
-            plain = median_ms(naive, args.repeats)
-            safe = median_ms(lambda p=path: safe_load(p), args.repeats)
+            plain, _ = median_ms(naive, args.repeats)
+            safe, _ = median_ms(lambda p=path: safe_load(p), args.repeats)
             size = path.stat().st_size / 1024
             print(
                 f"{kind:<14} {fmt:<8} {size:>7.1f} {plain:>9.2f} {safe:>8.2f} {safe / plain:>5.1f}x"

@@ -8,8 +8,6 @@ They are deliberately tiny: the point is the file formats, not the accuracy.
 from __future__ import annotations
 
 import os
-import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,15 +62,6 @@ def _dir_size(path: Path) -> int:
         if path.is_dir()
         else path.stat().st_size
     )
-
-
-def _median_load_ms(load: Any, repeats: int) -> tuple[float, Any]:
-    times, model = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model = load()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), model
 
 
 def train_torch_mlp(x: np.ndarray, y: np.ndarray, epochs: int = 30, seed: int = SEED) -> Any:
@@ -152,6 +141,7 @@ def compare_deep_formats(
 
     tf = import_tensorflow()
 
+    from course_pkg.artifacts.formats import median_ms
     from course_pkg.artifacts.safe_load import safe_load
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -161,7 +151,7 @@ def compare_deep_formats(
     with torch.no_grad():
         expected = torch.softmax(net(torch.as_tensor(x_test, dtype=torch.float32)), 1).numpy()
     script = save_torchscript(net, directory / "model.torchscript.pt", x_test)
-    load_ms, loaded = _median_load_ms(lambda: safe_load(script), repeats)
+    load_ms, loaded = median_ms(lambda: safe_load(script), repeats)
     with torch.no_grad():
         got = torch.softmax(loaded(torch.as_tensor(x_test, dtype=torch.float32)), 1).numpy()
     reports.append(
@@ -179,7 +169,7 @@ def compare_deep_formats(
     keras_model = train_keras_mlp(x_train, y_train)
     expected = np.asarray(keras_model.predict(x_test.astype(np.float32), verbose=0))
     saved = save_saved_model(keras_model, directory / "saved_model")
-    load_ms, loaded = _median_load_ms(lambda: tf.saved_model.load(str(saved)), repeats)
+    load_ms, loaded = median_ms(lambda: tf.saved_model.load(str(saved)), repeats)
     serve = loaded.signatures["serving_default"]
     outputs = serve(tf.constant(x_test.astype(np.float32)))
     got = np.asarray(next(iter(outputs.values())))

@@ -99,7 +99,8 @@ class FormatReport:
     portability: str
 
 
-def _median_ms(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+def median_ms(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """(median wall time of ``repeats`` calls in ms, the last call's result)."""
     times, result = [], None
     for _ in range(repeats):
         start = time.perf_counter()
@@ -121,7 +122,7 @@ def compare_formats(
     reports = []
     for fmt in formats:
         path = save_model(model, directory / FORMATS[fmt], fmt, sample)
-        load_ms, loaded = _median_ms(functools.partial(load_model, path, fmt), repeats)
+        load_ms, loaded = median_ms(functools.partial(load_model, path, fmt), repeats)
         proba = loaded.predict_proba(sample)
         reports.append(
             FormatReport(
