@@ -13,7 +13,6 @@ Self-checks are feedback, not grading: a student can read or bypass them. Gradin
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,5 +90,3 @@ def check(exercise: str, answer: Any, *, quiet: bool = False) -> CheckResult:
         object.__setattr__(result, "_shown", True)
     return result
 
-
-CheckFn = Callable[[Any], str | None]
