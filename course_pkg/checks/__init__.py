@@ -89,4 +89,3 @@ def check(exercise: str, answer: Any, *, quiet: bool = False) -> CheckResult:
         print(result)
         object.__setattr__(result, "_shown", True)
     return result
-
