@@ -58,7 +58,7 @@ def _grade(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from grader.gradebook import finished, write_gradebook, write_submission
-    from grader.grading import grade
+    from grader.grading import grade, submission_id
     from grader.specs import load_assignment
 
     try:
@@ -81,12 +81,9 @@ def _grade(args: argparse.Namespace) -> int:
         )
     elif not _docker_ready(args.image):
         return 2
-    todo = [
-        p
-        for p in _submissions(args.submissions)
-        if args.force or not finished(args.out, p.stem if p.suffix == ".ipynb" else p.name)
-    ]
-    skipped = len(_submissions(args.submissions)) - len(todo)
+    submissions = _submissions(args.submissions)
+    todo = [p for p in submissions if args.force or not finished(args.out, submission_id(p))]
+    skipped = len(submissions) - len(todo)
     if skipped:
         print(f"skipping {skipped} already graded (use --force to regrade)")
     args.out.mkdir(parents=True, exist_ok=True)

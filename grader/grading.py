@@ -48,6 +48,11 @@ class SubmissionResult:
         return asdict(self)
 
 
+def submission_id(path: Path) -> str:
+    """``alice.ipynb`` → ``alice``; any other file keeps its full name (``notes.txt``)."""
+    return path.stem if path.suffix == ".ipynb" else path.name
+
+
 def precheck(path: Path) -> str | None:
     """A reason the file cannot be a notebook, found cheaply on the host (or None)."""
     if not path.is_file():
@@ -98,7 +103,7 @@ def grade(
     image: str = DEFAULT_IMAGE,
     timeout: int | None = None,
 ) -> SubmissionResult:
-    submission = path.stem if path.suffix == ".ipynb" else path.name
+    submission = submission_id(path)
     reason = precheck(path)
     if reason is not None:
         run = RawRun("invalid-notebook", None, 0.0, reason)

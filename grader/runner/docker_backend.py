@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.runner.protocol import MAX_STDOUT_BYTES, make_job, parse_frame
+from grader.runner.protocol import MAX_STDOUT_BYTES, make_job, parse_frame, submission_status
 from grader.specs.model import Assignment
 
 DEFAULT_IMAGE = "course-grader:latest"
@@ -128,14 +128,5 @@ def run_docker(
         # 137 = SIGKILL: the memory cgroup killed the runner itself.
         status = "memory" if process.returncode == 137 else "crashed"
         return RawRun(status, None, seconds, f"runner exited {process.returncode} without a result")
-    notebook_status = result.get("notebook", "ok")
-    status = {
-        "ok": "ok",
-        "timeout": "timeout",
-        "output-limit": "output-limit",
-        "invalid-notebook": "invalid-notebook",
-        "runner-error": "error",
-    }.get(notebook_status, "crashed")
-    if notebook_status == "kernel-died" and (result.get("oom_kills") or 0) > 0:
-        status = "memory"  # the memory cgroup killed the kernel (a plain SIGKILL stays "crashed")
+    status = submission_status(result)
     return RawRun(status, result, seconds, json.dumps(result.get("detail", ""))[:300])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from grader.runner import inside
 from grader.runner.docker_backend import RawRun
-from grader.runner.protocol import make_job, parse_frame
+from grader.runner.protocol import make_job, parse_frame, submission_status
 from grader.specs.model import Assignment
 
 UNSANDBOXED = "UNSANDBOXED local preview: the notebook ran with your permissions"
@@ -41,10 +41,5 @@ def run_local(submission: Path, assignment: Assignment, timeout: int | None = No
     result = parse_frame(done.stdout[-4 * 1024 * 1024 :], job.key)
     if result is None:
         return RawRun("crashed", None, seconds, f"{UNSANDBOXED}; runner exited {done.returncode}")
-    status = {
-        "ok": "ok",
-        "timeout": "timeout",
-        "invalid-notebook": "invalid-notebook",
-        "output-limit": "output-limit",
-    }.get(result.get("notebook", "ok"), "crashed")
+    status = submission_status(result)
     return RawRun(status, result, seconds, UNSANDBOXED)

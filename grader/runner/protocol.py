@@ -51,3 +51,21 @@ def parse_frame(stdout: bytes, key: bytes) -> dict[str, Any] | None:
             except json.JSONDecodeError:
                 continue
     return result
+
+
+# What the runner reports about the notebook → the submission's status in the gradebook.
+_STATUS = {
+    "ok": "ok",
+    "timeout": "timeout",
+    "output-limit": "output-limit",
+    "invalid-notebook": "invalid-notebook",
+    "runner-error": "error",
+}
+
+
+def submission_status(result: dict[str, Any]) -> str:
+    """The gradebook status for a verified runner result (unknown states count as crashed)."""
+    notebook = result.get("notebook", "ok")
+    if notebook == "kernel-died" and (result.get("oom_kills") or 0) > 0:
+        return "memory"  # the memory cgroup killed the kernel (a plain SIGKILL stays "crashed")
+    return _STATUS.get(notebook, "crashed")
