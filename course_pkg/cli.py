@@ -145,6 +145,50 @@ def _scan(args: argparse.Namespace) -> int:
     return 1 if not_safe else 0
 
 
+def _export_onnx(args: argparse.Namespace) -> int:
+    from course_pkg.artifacts import ArtifactError
+    from course_pkg.onnx_export import ParityError, describe, export_package
+
+    frame = None
+    if args.parity_data is not None:
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(args.parity_data)
+        except (OSError, ValueError) as error:
+            print(f"error: --parity-data {args.parity_data}: {error}", file=sys.stderr)
+            return 2
+    try:
+        package = export_package(
+            args.package, args.out, parity_frame=frame, overwrite=args.overwrite
+        )
+    except ParityError as error:
+        print(f"FAIL {error}", file=sys.stderr)
+        return 1
+    except (ArtifactError, ValueError, FileExistsError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    parity = package.manifest["extra"]["parity"]
+    print(f"exported {package.manifest['name']} {package.manifest['version']} → {package.path}")
+    print(
+        f"  parity on {parity['rows']} rows: labels {parity['label_agreement']:.2%}, "
+        f"max |Δp| {parity['max_abs_proba_diff']:.2g} (tolerance {parity['proba_atol']:g})"
+    )
+    print("  " + describe(package.model_path).as_text().replace("\n", "\n  "))
+    return 0
+
+
+def _inspect_onnx(args: argparse.Namespace) -> int:
+    from course_pkg.onnx_export import describe
+
+    try:
+        print(describe(args.model).as_text())
+    except (OSError, ValueError) as error:
+        print(f"error: {args.model}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from course_pkg import __version__
 
@@ -207,6 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
     scan = sub.add_parser("scan", help="scan model files for code that would run on load")
     scan.add_argument("paths", nargs="+", type=Path)
     scan.set_defaults(func=_scan)
+
+    export = sub.add_parser("export-onnx", help="export a packaged sklearn model to ONNX")
+    export.add_argument("package", type=Path, help="package written by `course-pkg train`")
+    export.add_argument("--out", type=Path, required=True, help="ONNX package directory")
+    export.add_argument(
+        "--parity-data", type=Path, help="CSV of held-out rows (default: churn test split)"
+    )
+    export.add_argument("--overwrite", action="store_true", help="replace an existing package")
+    export.set_defaults(func=_export_onnx)
+
+    inspect_onnx = sub.add_parser("inspect-onnx", help="inputs, outputs, opsets and ops of a file")
+    inspect_onnx.add_argument("model", type=Path, help="a .onnx file")
+    inspect_onnx.set_defaults(func=_inspect_onnx)
     return parser
 
 

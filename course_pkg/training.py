@@ -145,17 +145,27 @@ def package_churn(
     if unknown or not formats:
         raise ValueError(f"formats {unknown or formats}: choose from {', '.join(FORMATS)}")
     trained = train_churn(estimator, seed)
+    name = f"churn-{estimator.replace('_', '-')}" if estimator != "logreg" else "churn"
     with tempfile.TemporaryDirectory() as tmp:
-        files = {
-            FORMATS[fmt]: save_model(
-                trained.pipeline, Path(tmp) / FORMATS[fmt], fmt, trained.x_test.head(5)
-            )
-            for fmt in formats
-        }
+        files = {}
+        for fmt in formats:
+            target = Path(tmp) / FORMATS[fmt]
+            if fmt == "onnx":  # parity-checked on the whole test split, and labelled
+                from course_pkg.onnx_export import export_sklearn
+
+                model = export_sklearn(
+                    trained.pipeline,
+                    trained.x_test,
+                    metadata={"model_name": name, "model_version": version},
+                )
+                target.write_bytes(model.SerializeToString())
+                files[FORMATS[fmt]] = target
+            else:
+                files[FORMATS[fmt]] = save_model(trained.pipeline, target, fmt)
         return package_model(
             files,
             Path(out_dir),
-            name=f"churn-{estimator.replace('_', '-')}" if estimator != "logreg" else "churn",
+            name=name,
             version=version,
             model_file=FORMATS[formats[0]],
             training_data=paths.CHURN_CSV,

@@ -65,12 +65,12 @@ def _dir_size(path: Path) -> int:
 
 
 def train_torch_mlp(x: np.ndarray, y: np.ndarray, epochs: int = 30, seed: int = SEED) -> Any:
-    """A 17→8→2 MLP trained full-batch with Adam; deterministic for a given seed."""
+    """A 17→8→classes MLP trained full-batch with Adam; deterministic for a given seed."""
     import torch
 
     torch.manual_seed(seed)
     net = torch.nn.Sequential(
-        torch.nn.Linear(x.shape[1], 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)
+        torch.nn.Linear(x.shape[1], 8), torch.nn.ReLU(), torch.nn.Linear(8, int(np.max(y)) + 1)
     )
     optimizer = torch.optim.Adam(net.parameters(), lr=0.05)
     features = torch.as_tensor(np.array(x), dtype=torch.float32)

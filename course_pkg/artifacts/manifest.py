@@ -99,8 +99,12 @@ def package_model(
     extra: dict[str, Any] | None = None,
     created: datetime | None = None,
     overwrite: bool = False,
+    training: dict[str, Any] | None = None,
 ) -> Package:
     """Copy ``files`` ({name in package: source path}) into ``out_dir`` with a manifest.
+
+    ``training`` replaces the training record computed from ``training_data``/``seed``
+    (a derived package, e.g. an ONNX export, carries its source package's record).
 
     The package is assembled in a temporary sibling directory and renamed into place, so a
     crash never leaves a half-written package, and an existing ``out_dir`` is only replaced
@@ -139,7 +143,8 @@ def package_model(
                 "platform": f"{platform.system()}-{platform.machine()}",
                 "libraries": library_versions(),
             },
-            "training": {
+            "training": training
+            or {
                 "data_file": training_data.name if training_data else None,
                 "data_sha256": sha256_file(training_data) if training_data else None,
                 "seed": seed,

@@ -1,0 +1,41 @@
+"""Export models to ONNX, prove the export matches, and run it with onnxruntime.
+
+    export_sklearn(pipeline, frame)        sklearn pipeline → checked, parity-gated ModelProto
+    export_torch(module, example)          torch.nn.Module → ModelProto via torch.onnx (dynamo)
+    check_parity / check_torch_parity      label agreement + max |Δp| as a ParityReport
+    OnnxPredictor                          tuned onnxruntime session; DataFrame or records in
+    describe(model)                        inputs, outputs, opsets, op counts, size
+    export_package(package, out_dir)       a packaged sklearn model → a packaged ONNX model
+
+Why the numbers enter as float64 (and trees still run in float32): see ``sklearn_export``.
+"""
+
+from course_pkg.onnx_export.inspect import OnnxSummary, describe
+from course_pkg.onnx_export.package import export_package
+from course_pkg.onnx_export.parity import (
+    PROBA_ATOL,
+    ParityError,
+    ParityReport,
+    check_parity,
+    check_torch_parity,
+)
+from course_pkg.onnx_export.predictor import InputError, OnnxPredictor, onnx_feeds
+from course_pkg.onnx_export.sklearn_export import TARGET_OPSET, export_sklearn
+from course_pkg.onnx_export.torch_export import export_torch
+
+__all__ = [
+    "PROBA_ATOL",
+    "TARGET_OPSET",
+    "InputError",
+    "OnnxPredictor",
+    "OnnxSummary",
+    "ParityError",
+    "ParityReport",
+    "check_parity",
+    "check_torch_parity",
+    "describe",
+    "export_package",
+    "export_sklearn",
+    "export_torch",
+    "onnx_feeds",
+]

@@ -1,0 +1,253 @@
+"""``OnnxPredictor``: an onnxruntime session that takes what a client sends.
+
+It accepts a pandas DataFrame, a list of records (``[{"tenure_months": 3, ...}]``) or one
+record, checks it against the model's inputs (and the manifest schema, when it has one), and
+returns labels and probabilities. The server and the batch scorer both use it, so a row is
+validated and fed the same way everywhere.
+
+Session options, and why:
+- ``intra_op_threads=1`` by default: a request is a few rows, and one thread per session
+  avoids the thread-pool wake-up cost that dominates small batches; scale with processes
+  (server workers) instead. The batch scorer passes more threads for 64k-row chunks.
+- ``graph_optimization_level=ORT_ENABLE_ALL``: constant folding and node fusion are safe for
+  these graphs and are applied once at load.
+- ``inter_op_threads=1`` and sequential execution: the graphs here have no parallel branches
+  worth a second pool.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+_OPTIMIZATION = {"disable": 0, "basic": 1, "extended": 2, "all": 99}
+
+
+class InputError(ValueError):
+    """The input does not fit the model; ``problems`` lists every issue found (field, message)."""
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        self.problems = problems
+        shown = "; ".join(
+            f"{p['field']}"
+            + (f" (row {p['row']})" if p.get("row") is not None else "")
+            + f": {p['message']}"
+            for p in problems[:10]
+        )
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        super().__init__(f"invalid input: {shown}{more}")
+
+
+def onnx_feeds(frame: pd.DataFrame, input_types: dict[str, str]) -> dict[str, np.ndarray]:
+    """DataFrame → {input name: (n, 1) array} with the dtype each ONNX input declares."""
+    feeds: dict[str, np.ndarray] = {}
+    for name, onnx_type in input_types.items():
+        column = frame[name].to_numpy()
+        if onnx_type == "tensor(string)":
+            feeds[name] = column.astype(str).astype(object).reshape(-1, 1)
+        elif onnx_type == "tensor(float)":
+            feeds[name] = column.astype(np.float32).reshape(-1, 1)
+        elif onnx_type == "tensor(double)":
+            feeds[name] = column.astype(np.float64).reshape(-1, 1)
+        elif onnx_type == "tensor(int64)":
+            feeds[name] = column.astype(np.int64).reshape(-1, 1)
+        else:
+            raise TypeError(f"input {name!r} has unsupported ONNX type {onnx_type}")
+    return feeds
+
+
+def to_frame(data: pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> pd.DataFrame:
+    """A DataFrame from a DataFrame, a list of records or a single record."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, Mapping):
+        return pd.DataFrame([dict(data)])
+    if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+        if not all(isinstance(row, Mapping) for row in data):
+            raise InputError([{"field": "(body)", "message": "expected a list of records"}])
+        return pd.DataFrame([dict(row) for row in data])
+    raise InputError(
+        [
+            {
+                "field": "(body)",
+                "message": f"expected records or a DataFrame, got {type(data).__name__}",
+            }
+        ]
+    )
+
+
+class OnnxPredictor:
+    """predict / predict_proba over an onnxruntime session."""
+
+    def __init__(
+        self,
+        source: str | Path | bytes,
+        *,
+        intra_op_threads: int = 1,
+        inter_op_threads: int = 1,
+        optimization: str = "all",
+        schema: list[dict[str, Any]] | None = None,
+        unknown_categories: str = "error",
+    ) -> None:
+        import onnxruntime as ort
+
+        if optimization not in _OPTIMIZATION:
+            raise ValueError(f"optimization {optimization!r}: choose {', '.join(_OPTIMIZATION)}")
+        if unknown_categories not in {"error", "ignore"}:
+            raise ValueError("unknown_categories must be 'error' or 'ignore'")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = inter_op_threads
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel(_OPTIMIZATION[optimization])
+        options.log_severity_level = 3  # errors only: warnings about unused initialisers are noise
+        model = source if isinstance(source, bytes) else str(source)
+        self.source = "<bytes>" if isinstance(source, bytes) else str(source)
+        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self.input_types = {i.name: i.type for i in self.session.get_inputs()}
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.schema = schema or []
+        self.unknown_categories = unknown_categories
+        self.manifest: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"OnnxPredictor({self.source!r}, inputs={list(self.input_types)})"
+
+    @classmethod
+    def from_package(
+        cls, package: str | Path, public_key: Any = None, **options: Any
+    ) -> OnnxPredictor:
+        """Verify a package (hashes, and signature with ``public_key``) and open its ONNX file."""
+        from course_pkg.artifacts.manifest import verify_package, warn_on_version_mismatch
+
+        path = Path(package)
+        manifest = verify_package(path, public_key)
+        onnx_files = [name for name in manifest["files"] if name.endswith(".onnx")]
+        if not onnx_files:
+            from course_pkg.artifacts.errors import UnsupportedFormatError
+
+            raise UnsupportedFormatError(
+                f"{path} has no .onnx file; run `course-pkg export-onnx {path} --out DIR`"
+            )
+        name = manifest["model_file"] if manifest["model_file"] in onnx_files else onnx_files[0]
+        warn_on_version_mismatch(manifest, ("onnxruntime",))
+        predictor = cls(path / name, schema=manifest.get("input_schema") or None, **options)
+        predictor.manifest = manifest
+        return predictor
+
+    # ------------------------------------------------------------------ validation
+    def problems(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+        """Every reason ``frame`` cannot be scored (empty list: it can)."""
+        found: list[dict[str, Any]] = []
+        if len(frame) == 0:
+            return [{"field": "(body)", "row": None, "message": "no rows: send at least one"}]
+        categories = {c["name"]: c.get("categories") for c in self.schema}
+        for name, onnx_type in self.input_types.items():
+            if name not in frame.columns:
+                found.append({"field": name, "row": None, "message": "missing column"})
+                continue
+            column = frame[name]
+            if onnx_type == "tensor(string)":
+                allowed = categories.get(name) if self.unknown_categories == "error" else None
+                found.extend(_string_problems(name, column, allowed))
+            else:
+                found.extend(_number_problems(name, column))
+        return found
+
+    def validate(self, data: Any) -> pd.DataFrame:
+        frame = to_frame(data)
+        problems = self.problems(frame)
+        if problems:
+            raise InputError(problems)
+        return frame
+
+    # ------------------------------------------------------------------ prediction
+    def predict_both(self, data: Any, *, validate: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, probabilities) from one run of the graph."""
+        frame = self.validate(data) if validate else to_frame(data)
+        outputs = self.session.run(None, onnx_feeds(frame, self.input_types))
+        return np.asarray(outputs[0]).reshape(-1), np.asarray(outputs[1])
+
+    def predict(self, data: Any, *, validate: bool = True) -> np.ndarray:
+        return self.predict_both(data, validate=validate)[0]
+
+    def predict_proba(self, data: Any, *, validate: bool = True) -> np.ndarray:
+        return self.predict_both(data, validate=validate)[1]
+
+    def example_row(self) -> dict[str, Any]:
+        """A valid row from the schema (first category, 0 for numbers): for warm-up calls."""
+        categories = {c["name"]: c.get("categories") for c in self.schema}
+        row: dict[str, Any] = {}
+        for name, onnx_type in self.input_types.items():
+            if onnx_type == "tensor(string)":
+                row[name] = (categories.get(name) or [""])[0]
+            else:
+                row[name] = 0
+        return row
+
+
+MAX_PROBLEMS = 100  # per column: enough to fix a file, bounded for a 10M-row batch
+
+
+def _rows(mask: np.ndarray) -> list[int]:
+    return [int(i) for i in np.flatnonzero(mask)[:MAX_PROBLEMS]]
+
+
+def _number_problems(name: str, column: pd.Series) -> list[dict[str, Any]]:
+    """Numbers must be real, finite numbers (vectorised for numeric columns)."""
+    if pd.api.types.is_bool_dtype(column.dtype):
+        return [{"field": name, "row": None, "message": "booleans are not numbers"}]
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        return [
+            {"field": name, "row": row, "message": f"{values[row]} is not allowed (finite only)"}
+            for row in _rows(~np.isfinite(values))
+        ]
+    found = []
+    for row, value in enumerate(column.tolist()):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+            found.append({"field": name, "row": row, "message": f"{value!r} is not a number"})
+        elif not math.isfinite(float(value)):
+            found.append(
+                {"field": name, "row": row, "message": f"{value} is not allowed (finite only)"}
+            )
+        if len(found) >= MAX_PROBLEMS:
+            break
+    return found
+
+
+def _string_problems(
+    name: str, column: pd.Series, allowed: list[str] | None
+) -> list[dict[str, Any]]:
+    """Strings must be strings, and one of ``allowed`` when the schema lists categories."""
+    if isinstance(column.dtype, pd.StringDtype):  # pandas' own string dtype: only NA to find
+        is_text = column.notna().to_numpy(dtype=bool)
+    else:
+        is_text = column.map(lambda value: isinstance(value, str)).to_numpy(dtype=bool)
+    found = [
+        {"field": name, "row": row, "message": _not_text(column.iloc[row])}
+        for row in _rows(~is_text)
+    ]
+    if allowed:
+        unknown = is_text & ~column.isin(allowed).to_numpy(dtype=bool)
+        found += [
+            {
+                "field": name,
+                "row": row,
+                "message": f"unknown category {column.iloc[row]!r}; allowed: {', '.join(allowed)}",
+            }
+            for row in _rows(unknown)
+        ]
+    return found
+
+
+def _not_text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "missing value (null): send a string"
+    return f"{value!r} is not a string"
