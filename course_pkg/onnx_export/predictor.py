@@ -43,21 +43,28 @@ class InputError(ValueError):
         super().__init__(f"invalid input: {shown}{more}")
 
 
+_NUMERIC_FEEDS = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+}
+
+
 def onnx_feeds(frame: pd.DataFrame, input_types: dict[str, str]) -> dict[str, np.ndarray]:
     """DataFrame → {input name: (n, 1) array} with the dtype each ONNX input declares."""
     feeds: dict[str, np.ndarray] = {}
     for name, onnx_type in input_types.items():
-        column = frame[name].to_numpy()
+        series = frame[name]
         if onnx_type == "tensor(string)":
-            feeds[name] = column.astype(str).astype(object).reshape(-1, 1)
-        elif onnx_type == "tensor(float)":
-            feeds[name] = column.astype(np.float32).reshape(-1, 1)
-        elif onnx_type == "tensor(double)":
-            feeds[name] = column.astype(np.float64).reshape(-1, 1)
-        elif onnx_type == "tensor(int64)":
-            feeds[name] = column.astype(np.int64).reshape(-1, 1)
+            if isinstance(series.dtype, pd.StringDtype):  # already text: skip a str() per value
+                column = series.to_numpy(dtype=object)
+            else:
+                column = series.to_numpy().astype(str).astype(object)
+        elif onnx_type in _NUMERIC_FEEDS:
+            column = series.to_numpy(dtype=_NUMERIC_FEEDS[onnx_type])
         else:
             raise TypeError(f"input {name!r} has unsupported ONNX type {onnx_type}")
+        feeds[name] = column.reshape(-1, 1)
     return feeds
 
 
