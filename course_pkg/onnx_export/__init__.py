@@ -5,12 +5,13 @@
     check_parity / check_torch_parity      label agreement + max |Δp| as a ParityReport
     OnnxPredictor                          tuned onnxruntime session; DataFrame or records in
     describe(model)                        inputs, outputs, opsets, op counts, size
+    runtime_max_opset()                    newest opset the installed onnxruntime loads
     export_package(package, out_dir)       a packaged sklearn model → a packaged ONNX model
 
 Why the numbers enter as float64 (and trees still run in float32): see ``sklearn_export``.
 """
 
-from course_pkg.onnx_export.inspect import OnnxSummary, describe
+from course_pkg.onnx_export.inspect import OnnxSummary, describe, runtime_max_opset
 from course_pkg.onnx_export.package import export_package
 from course_pkg.onnx_export.parity import (
     PROBA_ATOL,
@@ -38,4 +39,5 @@ __all__ = [
     "export_sklearn",
     "export_torch",
     "onnx_feeds",
+    "runtime_max_opset",
 ]

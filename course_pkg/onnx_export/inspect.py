@@ -75,3 +75,31 @@ def describe(model: Any) -> OnnxSummary:
         size_bytes=len(raw),
         metadata={p.key: p.value for p in model.metadata_props},
     )
+
+
+def runtime_max_opset(domain: str = "") -> int:
+    """The newest opset of ``domain`` the installed onnxruntime loads, found by trying.
+
+    A one-node (Identity) model per opset, newest first; the first one onnxruntime accepts
+    wins. Asking the runtime beats reading release notes: it is the answer for *this* build.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info
+    node = helper.make_node("Identity", ["x"], ["y"])
+    graph = helper.make_graph(
+        [node], "probe", [value("x", TensorProto.FLOAT, [1])], [value("y", TensorProto.FLOAT, [1])]
+    )
+    for version in range(onnx.defs.onnx_opset_version() + 2, 6, -1):
+        imports = [helper.make_opsetid("", version)]
+        if domain:
+            imports.append(helper.make_opsetid(domain, version))
+        model = helper.make_model(graph, opset_imports=imports, ir_version=onnx.IR_VERSION)
+        try:
+            ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        except Exception:  # onnxruntime raises its own Fail/InvalidGraph types
+            continue
+        return version
+    raise RuntimeError("onnxruntime loaded no opset ≥ 7")

@@ -27,10 +27,12 @@ import pandas as pd
 
 from course_pkg.onnx_export.parity import PROBA_ATOL, check_parity
 
-# The pinned skl2onnx 1.20 converts up to opset 22 and the pinned onnxruntime 1.32 runs up to
-# 23; 21 is the newest opset that both have supported for a full release cycle, so a model
-# exported here also loads in the onnxruntime of the last year (Java, C#, JS, mobile builds
-# lag the Python wheel). ai.onnx.ml 3 is the version of the tree and linear-classifier ops.
+# Opset pin: skl2onnx 1.20 is tested up to opset 22 (``get_latest_tested_opset_version``) and
+# warns above it; onnxruntime 1.32 loads up to 28 (``runtime_max_opset`` probes it). We pin
+# 21, one below the converter's tested maximum, because a model is only as portable as the
+# oldest runtime that must load it (mobile, Java and JS builds trail the Python wheel).
+# ai.onnx.ml 3 is the newest version of the tree and linear-classifier ops; skl2onnx stamps
+# the lowest version the graph needs, never more than this.
 TARGET_OPSET: dict[str, int] = {"": 21, "ai.onnx.ml": 3}
 
 _PATCH_LOCK = threading.Lock()

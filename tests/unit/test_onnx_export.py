@@ -267,3 +267,13 @@ def test_describe_reads_files(tmp_path: Path, trained: dict[str, TrainedModel]) 
     assert "inputs:" in summary.as_text() and "LinearClassifier" in summary.as_text()
     frame = pd.DataFrame(trained["logreg"].x_test.head(3))
     assert OnnxPredictor(path).predict(frame).shape == (3,)
+
+
+def test_opset_pin_is_within_converter_and_runtime() -> None:
+    import skl2onnx
+
+    from course_pkg.onnx_export import runtime_max_opset
+
+    assert TARGET_OPSET[""] <= skl2onnx.get_latest_tested_opset_version()
+    assert TARGET_OPSET[""] <= runtime_max_opset()
+    assert runtime_max_opset() < 40  # probes stop at a real limit, not the loop bound
