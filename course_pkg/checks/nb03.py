@@ -148,7 +148,8 @@ def _parity_report(answer: Any) -> str:
         want = reference_parity(pipeline, model, frame)
         for key, value in want.items():
             expect(key in got, f"the dict needs the key {key!r}")
-            if not np.isclose(float(got[key]), value, rtol=1e-6, atol=1e-9):
+            # atol 1e-6: onnxruntime's own float32 noise (~1e-7) depends on session options
+            if not np.isclose(float(got[key]), value, rtol=1e-3, atol=1e-6):
                 raise CheckFailed(
                     f"{label}: {key} = {got[key]!r}, expected {value:.6g} — compare every row "
                     "and class of predict_proba with the ONNX probabilities (absolute difference)"
@@ -199,10 +200,16 @@ def clip_pipeline() -> tuple[Any, Any]:
 
 @register("03.convert_clip")
 def _convert_clip(answer: Any) -> str:
+    import inspect
+
     from course_pkg.onnx_export import export_sklearn
     from course_pkg.onnx_export.custom import register_clip_converter
 
     fn = _fn(answer, "convert_clip")
+    expect(
+        len(inspect.signature(fn).parameters) == 3,
+        "a converter takes exactly (scope, operator, container)",
+    )
     pipeline, frame = clip_pipeline()
     register_clip_converter(fn)
     try:

@@ -16,7 +16,7 @@ from grader.gradebook import finished, write_gradebook, write_submission
 from grader.grading import QuestionScore, SubmissionResult, _score_question, grade, precheck
 from grader.runner.protocol import FRAME, make_job, parse_frame
 from grader.samples import write_samples
-from grader.specs import load_assignment
+from grader.specs import ASSIGNMENTS, load_assignment
 from grader.specs.model import Outcome, Question
 
 SPEC = load_assignment("00")
@@ -40,7 +40,7 @@ def test_only_frames_signed_with_the_run_key_count() -> None:
 
 
 def test_expected_values_never_appear_in_probe_code() -> None:
-    for assignment_id in ("00", "01", "02"):
+    for assignment_id in ASSIGNMENTS:
         spec = load_assignment(assignment_id)
         for question in spec.questions:
             expected = json.dumps(question.expected())
