@@ -176,3 +176,87 @@ def package_churn(
             extra={"estimator": estimator},
             overwrite=overwrite,
         )
+
+
+def digits_input_schema() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "pixels",
+            "dtype": "float32",
+            "shape": [64],
+            "image": {"width": 8, "height": 8, "min": 0, "max": 16, "order": "row-major"},
+            "description": "an 8×8 grey image, 0 (white) to 16 (black); PNG/JPEG uploads are "
+            "converted with course_pkg.datasets.digits.image_to_features",
+        }
+    ]
+
+
+def package_digits(
+    out_dir: Any, *, version: str = "1.0.0", seed: int = SEED, overwrite: bool = False
+) -> Any:
+    """A small digits classifier (logistic regression on 8×8 pixels) as an image-model package.
+
+    Trained on scikit-learn's digits minus the 100 images shipped in datasets/digits (which
+    are the held-out test set and the parity data). What ``course-pkg train digits`` runs.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from course_pkg import paths
+    from course_pkg.artifacts.formats import save_model
+    from course_pkg.artifacts.manifest import package_model
+    from course_pkg.datasets.digits import (
+        image_to_features,
+        load_digit_images,
+        load_digits_training,
+    )
+    from course_pkg.onnx_export import export_sklearn
+
+    x, y = load_digits_training()
+    columns = [f"px{i}" for i in range(x.shape[1])]
+    model = LogisticRegression(max_iter=3000, random_state=seed % (2**32))
+    model.fit(pd.DataFrame(x, columns=columns), y)
+    images = load_digit_images()
+    held_out = np.vstack([image_to_features(image.path) for image in images])
+    labels = np.array([image.label for image in images])
+    frame = pd.DataFrame(held_out, columns=columns)
+    accuracy = float(np.mean(model.predict(frame) == labels))
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        onnx_model = export_sklearn(
+            model,
+            frame,
+            tensor_input="pixels",
+            metadata={"model_name": "digits", "model_version": version},
+        )
+        onnx_path.write_bytes(onnx_model.SerializeToString())
+        skops_path = save_model(model, Path(tmp) / "model.skops", "skops")
+        return package_model(
+            {"model.onnx": onnx_path, "model.skops": skops_path},
+            Path(out_dir),
+            name="digits",
+            version=version,
+            model_file="model.onnx",
+            training_data=None,
+            seed=seed,
+            metrics={"accuracy_on_shipped_images": round(accuracy, 4), "test_rows": len(labels)},
+            input_schema=digits_input_schema(),
+            output_schema={
+                "label": {"name": "digit", "dtype": "int64", "classes": list(range(10))},
+                "probabilities": {
+                    "dtype": "float32",
+                    "shape": [None, 10],
+                    "classes": list(range(10)),
+                },
+            },
+            extra={
+                "kind": "image",
+                "estimator": "logreg",
+                "training_images": paths.DIGITS_DIR.name,
+            },
+            overwrite=overwrite,
+        )

@@ -116,7 +116,15 @@ class OnnxPredictor:
         model = source if isinstance(source, bytes) else str(source)
         self.source = "<bytes>" if isinstance(source, bytes) else str(source)
         self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        self.input_types = {i.name: i.type for i in self.session.get_inputs()}
+        inputs = self.session.get_inputs()
+        self.input_types = {i.name: i.type for i in inputs}
+        # One 2-D input of fixed width > 1 (an image's pixels, an embedding): a "tensor" model
+        # fed one matrix, instead of one (n, 1) column per input.
+        self.tensor_input: tuple[str, int] | None = None
+        if len(inputs) == 1 and len(inputs[0].shape) == 2:
+            width = inputs[0].shape[1]
+            if isinstance(width, int) and width > 1:
+                self.tensor_input = (inputs[0].name, width)
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.schema = schema or []
@@ -154,6 +162,19 @@ class OnnxPredictor:
         found: list[dict[str, Any]] = []
         if len(frame) == 0:
             return [{"field": "(body)", "row": None, "message": "no rows: send at least one"}]
+        if self.tensor_input is not None:
+            name, width = self.tensor_input
+            if frame.shape[1] != width:
+                return [
+                    {
+                        "field": name,
+                        "row": None,
+                        "message": f"expected {width} columns, got {frame.shape[1]}",
+                    }
+                ]
+            return [
+                p for column in frame.columns for p in _number_problems(str(column), frame[column])
+            ]
         categories = {c["name"]: c.get("categories") for c in self.schema}
         for name, onnx_type in self.input_types.items():
             if name not in frame.columns:
@@ -175,11 +196,59 @@ class OnnxPredictor:
         return frame
 
     # ------------------------------------------------------------------ prediction
+    def run_feeds(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, probabilities) for ready-made feeds (the hot path; no checks)."""
+        outputs = self.session.run(None, feeds)
+        return np.asarray(outputs[0]).reshape(-1), np.asarray(outputs[1])
+
     def predict_both(self, data: Any, *, validate: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(labels, probabilities) from one run of the graph."""
         frame = self.validate(data) if validate else to_frame(data)
-        outputs = self.session.run(None, onnx_feeds(frame, self.input_types))
-        return np.asarray(outputs[0]).reshape(-1), np.asarray(outputs[1])
+        if self.tensor_input is not None:
+            return self.predict_tensor(frame.to_numpy(), validate=False)
+        return self.run_feeds(onnx_feeds(frame, self.input_types))
+
+    def predict_columns(
+        self, columns: Mapping[str, Sequence[Any]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, probabilities) from {input: values} already validated (no pandas: fast)."""
+        feeds: dict[str, np.ndarray] = {}
+        for name, onnx_type in self.input_types.items():
+            values = columns[name]
+            if onnx_type == "tensor(string)":
+                feeds[name] = np.array(values, dtype=object).reshape(-1, 1)
+            else:
+                feeds[name] = np.asarray(values, dtype=_NUMERIC_FEEDS[onnx_type]).reshape(-1, 1)
+        return self.run_feeds(feeds)
+
+    def predict_tensor(
+        self, matrix: np.ndarray, *, validate: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, probabilities) for a tensor model from an (n, width) matrix."""
+        if self.tensor_input is None:
+            raise TypeError(f"{self!r} takes one column per input, not a matrix")
+        name, width = self.tensor_input
+        values = np.asarray(matrix, dtype=np.float64)
+        if validate:
+            problems: list[dict[str, Any]] = []
+            if values.ndim != 2 or values.shape[0] == 0 or values.shape[1] != width:
+                problems.append(
+                    {
+                        "field": name,
+                        "row": None,
+                        "message": f"expected shape (n, {width}), got {values.shape}",
+                    }
+                )
+            else:
+                bad = np.asarray(~np.isfinite(values).all(axis=1))
+                problems += [
+                    {"field": name, "row": row, "message": "NaN/inf is not allowed (finite only)"}
+                    for row in _rows(bad)
+                ]
+            if problems:
+                raise InputError(problems)
+        feed_type = _NUMERIC_FEEDS.get(self.input_types[name], np.float32)
+        return self.run_feeds({name: values.astype(feed_type)})
 
     def predict(self, data: Any, *, validate: bool = True) -> np.ndarray:
         return self.predict_both(data, validate=validate)[0]
@@ -189,6 +258,8 @@ class OnnxPredictor:
 
     def example_row(self) -> dict[str, Any]:
         """A valid row from the schema (first category, 0 for numbers): for warm-up calls."""
+        if self.tensor_input is not None:
+            return {self.tensor_input[0]: [0.0] * self.tensor_input[1]}
         categories = {c["name"]: c.get("categories") for c in self.schema}
         row: dict[str, Any] = {}
         for name, onnx_type in self.input_types.items():

@@ -157,8 +157,12 @@ def export_sklearn(
     parity_frame: pd.DataFrame | None = None,
     proba_atol: float = PROBA_ATOL,
     verify: bool = True,
+    tensor_input: str | None = None,
 ) -> Any:
     """The fitted ``pipeline`` as a checked ``onnx.ModelProto``.
+
+    ``tensor_input`` names a single float32 ``(n, columns)`` input instead of one input per
+    column — for models whose features are one matrix (image pixels).
 
     ``sample_frame`` fixes the inputs (one per column, in its order and dtypes).
     ``metadata`` goes into ``metadata_props`` (model name, version, source manifest hash...).
@@ -176,7 +180,15 @@ def export_sklearn(
     opset = dict(target_opset or TARGET_OPSET)
     with _integer_missing_flags():
         parts = _split_pipeline(pipeline)
-        if parts is not None:
+        if tensor_input is not None:
+            width = sample_frame.shape[1]
+            model = to_onnx(
+                pipeline,
+                initial_types=[(tensor_input, FloatTensorType([None, width]))],
+                target_opset=opset,
+                options={"zipmap": False},
+            )
+        elif parts is not None:
             model = _convert_split(*parts, sample_frame, opset)
         else:
             model = to_onnx(
