@@ -61,8 +61,10 @@ def _data_transactions(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from course_pkg.training import package_churn
 
+    if args.model == "digits":
+        return _train_digits(args)
     if args.model != "churn":
-        print(f"error: unknown model {args.model!r}; the course trains 'churn'", file=sys.stderr)
+        print(f"error: unknown model {args.model!r}; choose churn or digits", file=sys.stderr)
         return 2
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     try:
@@ -189,6 +191,44 @@ def _inspect_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from course_pkg.serving import ServerSettings, serve
+
+    overrides = {
+        key: value
+        for key, value in {
+            "host": args.host,
+            "port": args.port,
+            "workers": args.workers,
+            "log_level": args.log_level,
+            "public_key": args.key,
+        }.items()
+        if value is not None
+    }
+    try:
+        settings = ServerSettings(**overrides)
+        serve(args.model_dirs, settings)
+    except (ValidationError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _train_digits(args: argparse.Namespace) -> int:
+    from course_pkg.training import package_digits
+
+    try:
+        package = package_digits(args.out, version=args.version, overwrite=args.overwrite)
+    except (ValueError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"packaged digits {package.manifest['version']} → {package.path}")
+    print("  metrics: " + ", ".join(f"{k}={v}" for k, v in package.manifest["metrics"].items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from course_pkg import __version__
 
@@ -218,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     from course_pkg.training import DEFAULT_FORMATS, ESTIMATORS, SEED
 
     train = sub.add_parser("train", help="train and package the reference model")
-    train.add_argument("model", help="which model: churn")
+    train.add_argument("model", help="which model: churn (tabular) or digits (images)")
     train.add_argument("--out", type=Path, required=True, help="package directory to write")
     train.add_argument("--estimator", choices=ESTIMATORS, default="logreg")
     train.add_argument("--version", default="1.0.0", help="semantic version (default 1.0.0)")
@@ -264,6 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
     inspect_onnx = sub.add_parser("inspect-onnx", help="inputs, outputs, opsets and ops of a file")
     inspect_onnx.add_argument("model", type=Path, help="a .onnx file")
     inspect_onnx.set_defaults(func=_inspect_onnx)
+
+    serve = sub.add_parser("serve", help="serve packaged models over HTTP (FastAPI + uvicorn)")
+    serve.add_argument("model_dirs", nargs="+", type=Path, help="package directories")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--key", type=Path, help="public key: refuse packages not signed with it")
+    serve.set_defaults(func=_serve)
     return parser
 
 

@@ -134,6 +134,7 @@ def package_churn(
 
     What ``course-pkg train churn --out DIR`` runs. Returns the ``Package``.
     """
+    import json
     import tempfile
     from pathlib import Path
 
@@ -173,7 +174,11 @@ def package_churn(
             metrics=trained.metrics,
             input_schema=churn_input_schema(),
             output_schema=churn_output_schema(),
-            extra={"estimator": estimator},
+            extra={
+                "estimator": estimator,
+                # two real held-out rows, as JSON types: the server's OpenAPI example
+                "input_example": json.loads(trained.x_test.head(2).to_json(orient="records")),
+            },
             overwrite=overwrite,
         )
 

@@ -52,3 +52,16 @@ def grading_image(docker_client: Any) -> str:
     from grader.runner.docker_backend import DEFAULT_IMAGE
 
     return require_image(docker_client, DEFAULT_IMAGE, "make grader-image")
+
+
+@pytest.fixture(scope="session")
+def model_packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Real packages, built once: churn 1.0.0 and 1.1.0 (ONNX + skops) and digits 1.0.0."""
+    from course_pkg.training import package_churn, package_digits
+
+    root = tmp_path_factory.mktemp("packages")
+    return {
+        "churn": package_churn(root / "churn-1.0.0").path,
+        "churn_v2": package_churn(root / "churn-1.1.0", version="1.1.0", seed=7).path,
+        "digits": package_digits(root / "digits-1.0.0").path,
+    }

@@ -1,0 +1,159 @@
+"""``create_app``: the reference model server as a FastAPI application.
+
+    app = create_app(["build/churn"], ServerSettings())      # or a ready ModelRegistry
+    uvicorn.run(app, host="127.0.0.1", port=8000)             # course-pkg serve does this
+
+Models load in the lifespan through the verifying loader (hashes, signature when a key is
+configured) and are warmed with one prediction; ``/health/ready`` answers 503 until then
+(``background_load``), ``/health/live`` answers at once. A package that fails to load stops
+the server from ever becoming ready and the error is logged and shown by /health/ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from course_pkg import __version__
+from course_pkg.serving import kserve, mlflow_protocol, native, tfserving
+from course_pkg.serving.errors import ApiError, error_body
+from course_pkg.serving.http import BodyLimitMiddleware, json_response, request_id
+from course_pkg.serving.observability import Metrics, ObservabilityMiddleware
+from course_pkg.serving.registry import ModelRegistry
+from course_pkg.serving.schema import RowSchema
+from course_pkg.serving.settings import ServerSettings
+
+LOG = logging.getLogger("course_pkg.serving")
+
+DESCRIPTION = """
+The course's reference model server. Every model is an ONNX package written by
+`course-pkg train` / `course-pkg export-onnx`, verified before it is served.
+
+Protocols: the native API (`/v1/models/{name}/predict`: JSON records, CSV, images),
+MLflow scoring (`/invocations`), TF Serving REST (`/v1/models/{name}:predict`) and
+KServe V2 (`/v2/models/{name}/infer`). Errors share one JSON shape on the native API and
+follow each protocol's own shape elsewhere. Metrics at `/metrics` (Prometheus).
+"""
+
+
+def _docs_schema(model_dirs: Sequence[Path]) -> tuple[RowSchema | None, list[dict[str, Any]]]:
+    """The first package's schema and example, read (not verified) for the OpenAPI page."""
+    from course_pkg.artifacts.manifest import read_manifest
+
+    for directory in model_dirs:
+        try:
+            manifest = read_manifest(directory)
+            schema = RowSchema(manifest.get("input_schema") or [], manifest["name"])
+        except Exception:  # the real load reports it; docs just fall back to generic
+            continue
+        return schema, list(manifest.get("extra", {}).get("input_example") or [])
+    return None, []
+
+
+def create_app(
+    source: ModelRegistry | str | Path | Sequence[str | Path],
+    settings: ServerSettings | None = None,
+) -> FastAPI:
+    settings = settings or ServerSettings()
+    if isinstance(source, ModelRegistry):
+        registry = source
+    else:
+        dirs = [source] if isinstance(source, (str, Path)) else list(source)
+        public_key = None
+        if settings.public_key is not None:
+            from course_pkg.artifacts.signing import load_public_key
+
+            public_key = load_public_key(settings.public_key)
+        registry = ModelRegistry(
+            dirs, public_key=public_key, require_signature=settings.require_signature
+        )
+    metrics = Metrics()
+
+    async def load() -> None:
+        try:
+            await asyncio.to_thread(registry.load_all)
+        except Exception:
+            LOG.exception("loading models failed; the server will not become ready")
+            return
+        for served in registry.all():
+            metrics.model_info.labels(served.name, served.version, served.sha256).set(1)
+        LOG.info("ready: %s", ", ".join(f"{m.name}:{m.version}" for m in registry.all()))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if not registry.ready and registry.model_dirs:
+            if settings.background_load:
+                task = asyncio.create_task(load())
+            else:
+                await load()
+        yield
+        if task is not None and not task.done():
+            task.cancel()
+
+    app = FastAPI(
+        title="course-pkg model server",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.registry = registry
+    app.state.settings = settings
+    app.state.metrics = metrics
+
+    schema, example = _docs_schema(registry.model_dirs)
+    app.include_router(native.router)
+    app.include_router(native.predict_router(schema, example))
+    app.include_router(mlflow_protocol.router)
+    app.include_router(kserve.router)
+    app.include_router(tfserving.router)  # after native: its /v1/models/{target} is a catch-all
+
+    @app.get("/metrics", tags=["monitoring"], summary="Prometheus metrics")
+    async def metrics_endpoint() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> Response:
+        request.state.error_code = error.code
+        return json_response(error_body(error, request_id(request)), error.status, error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(request: Request, error: RequestValidationError) -> Response:
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"]), "row": None, "message": e["msg"]}
+            for e in error.errors()
+        ]
+        return await api_error(
+            request, ApiError(422, "invalid_request", "invalid request", details)
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        message = str(error.detail)
+        if error.status_code == 404:
+            message = f"no route {request.method} {request.url.path}; see /docs"
+        return await api_error(request, ApiError(error.status_code, code, message))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> Response:
+        LOG.exception("unhandled error (request %s)", request_id(request))
+        return await api_error(
+            request,
+            ApiError(500, "internal_error", "internal error; the request id is in the logs"),
+        )
+
+    # Outermost first: observability sees everything, including 413s from the body limit.
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics, access_log=settings.access_log)
+    return app

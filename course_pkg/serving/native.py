@@ -1,0 +1,296 @@
+"""The native API: health, model listing, and prediction from JSON, CSV or an image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from course_pkg.serving.errors import ApiError, invalid_input, unsupported_media_type
+from course_pkg.serving.http import (
+    json_response,
+    label,
+    media_type,
+    read_json,
+    registry_of,
+    request_id,
+    settings_of,
+    spool_body,
+)
+from course_pkg.serving.payloads import csv_chunks, image_features, stream_csv, validate_csv
+from course_pkg.serving.registry import ServedModel
+from course_pkg.serving.schema import RowSchema
+
+router = APIRouter()
+ACCEPTED = [
+    "application/json",
+    "text/csv",
+    "multipart/form-data (file=…)",
+    "image/png",
+    "image/jpeg",
+]
+
+
+@router.get("/health/live", tags=["health"], summary="The process is up")
+async def live() -> Response:
+    return json_response({"status": "alive"})
+
+
+@router.get("/health/ready", tags=["health"], summary="Every model is loaded and warmed")
+async def ready(request: Request) -> Response:
+    registry = request.app.state.registry
+    if not registry.ready:
+        state = "failed" if registry.error else "loading"
+        raise ApiError(
+            503,
+            "not_ready",
+            f"models {state}" + (f": {registry.error}" if registry.error else ""),
+            headers={"retry-after": "1"},
+        )
+    return json_response(
+        {"status": "ready", "models": [f"{m.name}:{m.version}" for m in registry.all()]}
+    )
+
+
+@router.get("/v1/models", tags=["models"], summary="Every loaded model and version")
+async def list_models(request: Request) -> Response:
+    registry = registry_of(request)
+    return json_response({"models": [m.info() for m in registry.all()]})
+
+
+def _tf_status(versions: list[str]) -> list[dict[str, Any]]:
+    return [
+        {"version": v, "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        for v in versions
+    ]
+
+
+@router.get(
+    "/v1/models/{name}",
+    tags=["models"],
+    summary="A model: versions, schemas, sha256 (also TF Serving's model status)",
+)
+async def describe_model(request: Request, name: str) -> Response:
+    registry = registry_of(request)
+    served = registry.get(name)
+    versions = registry.versions(name)
+    return json_response(
+        {**served.info(), "versions": versions, "model_version_status": _tf_status(versions)}
+    )
+
+
+@router.get("/v1/models/{name}/versions/{version}", tags=["models"], summary="One version")
+async def describe_version(request: Request, name: str, version: str) -> Response:
+    served = registry_of(request).get(name, version)
+    return json_response({**served.info(), "model_version_status": _tf_status([served.version])})
+
+
+def prediction_records(
+    served: ServedModel, labels: np.ndarray, proba: np.ndarray
+) -> list[dict[str, Any]]:
+    classes = [str(c) for c in (served.classes or range(proba.shape[1]))]
+    return [
+        {"label": label_value, "probabilities": dict(zip(classes, row, strict=True))}
+        for label_value, row in zip(labels.tolist(), proba.tolist(), strict=True)
+    ]
+
+
+def _answer(
+    request: Request, served: ServedModel, labels: np.ndarray, proba: np.ndarray
+) -> Response:
+    return json_response(
+        {
+            "model": served.name,
+            "version": served.version,
+            "request_id": request_id(request),
+            "predictions": prediction_records(served, labels, proba),
+        }
+    )
+
+
+async def _predict_rows(request: Request, served: ServedModel, rows: Any) -> Response:
+    settings = settings_of(request)
+    valid = served.schema.validate_rows(rows, settings.max_rows)
+    if len(valid) >= settings.threadpool_rows:
+        labels, proba = await run_in_threadpool(served.predict_rows, valid)
+    else:
+        labels, proba = served.predict_rows(valid)
+    request.app.state.metrics.rows.labels(served.name, served.version).inc(len(valid))
+    return _answer(request, served, labels, proba)
+
+
+async def _predict_csv(request: Request, served: ServedModel, source: Any) -> Response:
+    settings = settings_of(request)
+    try:
+        rows = await run_in_threadpool(validate_csv, source, served, settings.csv_chunk_rows)
+    except BaseException:
+        source.close()
+        raise
+    request.app.state.metrics.rows.labels(served.name, served.version).inc(rows)
+    accept = request.headers.get("accept", "")
+    if "application/json" in accept and "text/csv" not in accept:
+        if rows > settings.max_rows:
+            source.close()
+            raise ApiError(
+                413,
+                "too_many_rows",
+                f"{rows:,} rows is too many for a JSON answer (limit {settings.max_rows:,}); "
+                "ask for text/csv, which streams",
+            )
+        import pandas as pd
+
+        try:
+            frame = pd.concat(list(csv_chunks(source, served, settings.csv_chunk_rows)))
+        finally:
+            source.close()
+        labels, proba = await run_in_threadpool(
+            served.predictor.predict_both, frame, validate=False
+        )
+        return _answer(request, served, labels, proba)
+    return StreamingResponse(
+        stream_csv(source, served, settings.csv_chunk_rows),
+        media_type="text/csv",
+        headers={"x-model-version": served.version},
+    )
+
+
+async def _predict_upload(request: Request, served: ServedModel) -> Response:
+    import tempfile
+
+    form = await request.form(max_files=1, max_fields=5)
+    try:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise invalid_input(
+                [
+                    {
+                        "field": "file",
+                        "row": None,
+                        "message": "send the data as a form field named 'file'",
+                    }
+                ]
+            )
+        if served.kind == "image":
+            data = await upload.read()
+            if len(data) > settings_of(request).max_body_bytes:
+                raise ApiError(413, "body_too_large", "images are limited to max_body_bytes")
+            return await _predict_image(request, served, data)
+        spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
+        while chunk := await upload.read(1024 * 1024):
+            spool.write(chunk)
+    finally:
+        await form.close()
+    return await _predict_csv(request, served, spool)
+
+
+async def _predict_image(request: Request, served: ServedModel, data: bytes) -> Response:
+    features = image_features(data, served)
+    labels, proba = served.predictor.predict_tensor(features)
+    request.app.state.metrics.rows.labels(served.name, served.version).inc()
+    return _answer(request, served, labels, proba)
+
+
+async def predict(request: Request, served: ServedModel) -> Response:
+    label(request, served)
+    kind = media_type(request)
+    if kind == "application/json":
+        body = await read_json(request)
+        if isinstance(body, dict) and "records" in body and len(body) == 1:
+            return await _predict_rows(request, served, body["records"])
+        raise invalid_input(
+            [{"field": "(body)", "row": None, "message": 'expected {"records": [{...}, ...]}'}]
+        )
+    if kind == "text/csv":
+        if served.kind == "image":
+            raise unsupported_media_type(kind, ["application/json", "image/png", "image/jpeg"])
+        return await _predict_csv(request, served, await spool_body(request))
+    if kind == "multipart/form-data":
+        return await _predict_upload(request, served)
+    if kind in {"image/png", "image/jpeg"}:
+        return await _predict_image(request, served, await request.body())
+    raise unsupported_media_type(kind or None, ACCEPTED)
+
+
+def _openapi(schema: RowSchema | None, example: list[dict[str, Any]]) -> dict[str, Any]:
+    """Document the body types by hand: one generic route serves every model's schema.
+
+    The JSON schema and example are the first model's (from its manifest)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["records"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "records": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": schema.json_schema() if schema else {"type": "object"},
+                            }
+                        },
+                    },
+                    "example": {"records": example},
+                },
+                "text/csv": {"schema": {"type": "string"}, "example": "column,…\nvalue,…\n"},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                },
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "labels and per-class probabilities (CSV in → CSV out)",
+                "content": {
+                    "application/json": {
+                        "example": {
+                            "model": "churn",
+                            "version": "1.0.0",
+                            "request_id": "3f1c…",
+                            "predictions": [{"label": 0, "probabilities": {"0": 0.93, "1": 0.07}}],
+                        }
+                    },
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            },
+            "404": {"description": "unknown model or version"},
+            "413": {"description": "body over the limit"},
+            "415": {"description": "unsupported Content-Type"},
+            "422": {"description": "invalid input: every problem with field and row"},
+        },
+    }
+
+
+def predict_router(schema: RowSchema | None, example: list[dict[str, Any]]) -> APIRouter:
+    """The prediction routes, documented with ``schema`` and ``example`` (a new router per app)."""
+    router = APIRouter()
+    extra = _openapi(schema, example)
+
+    @router.post(
+        "/v1/models/{name}/predict",
+        tags=["predict"],
+        summary="Predict with the model's highest version",
+        openapi_extra=extra,
+    )
+    async def predict_latest(request: Request, name: str) -> Response:
+        return await predict(request, registry_of(request).get(name))
+
+    @router.post(
+        "/v1/models/{name}/versions/{version}/predict",
+        tags=["predict"],
+        summary="Predict with one pinned version",
+        openapi_extra=extra,
+    )
+    async def predict_version(request: Request, name: str, version: str) -> Response:
+        return await predict(request, registry_of(request).get(name, version))
+
+    return router

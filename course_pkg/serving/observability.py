@@ -1,0 +1,143 @@
+"""Request ids, JSON access logs and Prometheus metrics, as one pure-ASGI middleware.
+
+Pure ASGI (not Starlette's ``BaseHTTPMiddleware``) because it wraps every request: it adds
+no task or queue per request, and it sees the final status even for streamed responses.
+
+Metrics (prometheus-client), labelled by route *template* (``/v1/models/{name}/predict``,
+never the raw path, so label cardinality stays bounded):
+
+- ``course_requests_total{route, method, status, model, version}``
+- ``course_request_duration_seconds{route, model, version}`` (histogram, 0.5 ms … 10 s)
+- ``course_errors_total{route, status, code}`` — every 4xx/5xx, by its machine code
+- ``course_predicted_rows_total{model, version}``
+- ``course_model_info{name, version, sha256}`` = 1 per loaded model
+
+With several uvicorn workers, ``PROMETHEUS_MULTIPROC_DIR`` makes ``/metrics`` aggregate all
+worker processes (``course-pkg serve`` sets it up).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+ACCESS_LOG = logging.getLogger("course_pkg.access")
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "course_requests",
+            "HTTP requests served",
+            ["route", "method", "status", "model", "version"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "course_request_duration_seconds",
+            "Request latency from first byte in to last byte out",
+            ["route", "model", "version"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "course_errors",
+            "Error responses by code",
+            ["route", "status", "code"],
+            registry=self.registry,
+        )
+        self.rows = Counter(
+            "course_predicted_rows", "Rows predicted", ["model", "version"], registry=self.registry
+        )
+        self.model_info = Gauge(
+            "course_model_info",
+            "1 for each loaded model version",
+            ["name", "version", "sha256"],
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+
+    def exposition(self) -> bytes:
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if directory:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class ObservabilityMiddleware:
+    """X-Request-ID in and out, one JSON log line and metric update per request."""
+
+    def __init__(self, app: Any, metrics: Metrics, access_log: bool = True) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and len(incoming) <= 128 else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._record(scope, status, time.perf_counter() - started, request_id)
+
+    def _record(self, scope: dict[str, Any], status: int, seconds: float, request_id: str) -> None:
+        route = getattr(scope.get("route"), "path", None) or "(unmatched)"
+        state = scope.get("state", {})
+        model, version = state.get("model", ""), state.get("version", "")
+        method = scope.get("method", "")
+        self.metrics.requests.labels(route, method, str(status), model, version).inc()
+        self.metrics.latency.labels(route, model, version).observe(seconds)
+        if status >= 400:
+            self.metrics.errors.labels(route, str(status), state.get("error_code", "")).inc()
+        if self.access_log and ACCESS_LOG.isEnabledFor(logging.INFO):
+            ACCESS_LOG.info(
+                json.dumps(
+                    {
+                        "ts": round(time.time(), 3),
+                        "request_id": request_id,
+                        "method": method,
+                        "path": scope.get("path"),
+                        "route": route,
+                        "status": status,
+                        "ms": round(seconds * 1000, 3),
+                        "model": model or None,
+                        "version": version or None,
+                        "client": (scope.get("client") or ("", 0))[0],
+                    },
+                    separators=(",", ":"),
+                )
+            )

@@ -1,0 +1,180 @@
+"""The models a server serves: loaded through the verifying loader, warmed, looked up by name.
+
+Each model directory is a package (``course-pkg train`` / ``export-onnx``) with an ONNX file.
+Loading verifies every hash (and the signature, when a public key is configured) before the
+ONNX file is opened; a package that fails never serves. Several versions of one model may be
+loaded; the unversioned routes use the highest semantic version.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from course_pkg.onnx_export import OnnxPredictor
+from course_pkg.serving.errors import not_found
+from course_pkg.serving.schema import RowSchema
+
+
+def semver_key(version: str) -> tuple[int, ...]:
+    core = version.split("+")[0].split("-")[0]
+    return tuple(int(part) for part in core.split("."))
+
+
+@dataclass
+class ServedModel:
+    name: str
+    version: str
+    path: Path
+    manifest: dict[str, Any]
+    predictor: OnnxPredictor
+    schema: RowSchema
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def kind(self) -> str:
+        return "image" if self.predictor.tensor_input is not None else "tabular"
+
+    @property
+    def sha256(self) -> str:
+        return str(self.manifest["files"][self.manifest["model_file"]]["sha256"])
+
+    @property
+    def classes(self) -> list[Any]:
+        probabilities = self.manifest.get("output_schema", {}).get("probabilities", {})
+        return list(probabilities.get("classes") or [])
+
+    def example(self) -> list[dict[str, Any]]:
+        example = self.manifest.get("extra", {}).get("input_example")
+        return list(example) if example else [self.predictor.example_row()]
+
+    def predict_rows(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """Validated rows → (labels, probabilities)."""
+        if self.predictor.tensor_input is not None:
+            name = self.predictor.tensor_input[0]
+            return self.predictor.predict_tensor(
+                np.asarray([row[name] for row in rows], dtype=np.float64), validate=False
+            )
+        return self.predictor.predict_columns(self.schema.to_columns(rows))
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "kind": self.kind,
+            "sha256": self.sha256,
+            "model_file": self.manifest["model_file"],
+            "created": self.manifest.get("created"),
+            "metrics": self.manifest.get("metrics", {}),
+            "input_schema": self.manifest.get("input_schema", []),
+            "output_schema": self.manifest.get("output_schema", {}),
+            "inputs": self.predictor.input_types,
+            "onnx_metadata": self.predictor.metadata,
+        }
+
+
+class ModelRegistry:
+    """Thread-safe {name: {version: ServedModel}}; ``ready`` once all are loaded and warmed."""
+
+    def __init__(
+        self,
+        model_dirs: Sequence[str | Path] = (),
+        *,
+        public_key: Any = None,
+        require_signature: bool = False,
+    ) -> None:
+        self.model_dirs = [Path(d) for d in model_dirs]
+        self.public_key = public_key
+        self.require_signature = require_signature
+        self._models: dict[str, dict[str, ServedModel]] = {}
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self.error: str | None = None
+        self.order: list[tuple[str, str]] = []  # load order: the first is the default model
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    def load(self, path: str | Path) -> ServedModel:
+        """Verify, open, warm and register one package; returns it."""
+        path = Path(path)
+        if self.require_signature and self.public_key is None:
+            raise ValueError("require_signature is set but no public key is configured")
+        predictor = OnnxPredictor.from_package(path, self.public_key)
+        manifest = predictor.manifest
+        served = ServedModel(
+            name=manifest["name"],
+            version=manifest["version"],
+            path=path,
+            manifest=manifest,
+            predictor=predictor,
+            schema=RowSchema(manifest.get("input_schema") or [], manifest["name"]),
+        )
+        served.predict_rows(served.schema.validate_rows(served.example(), max_rows=1000))  # warm
+        with self._lock:
+            versions = self._models.setdefault(served.name, {})
+            if served.version in versions:
+                raise ValueError(f"{served.name} {served.version} is loaded twice ({path})")
+            versions[served.version] = served
+            self.order.append((served.name, served.version))
+        return served
+
+    def load_all(self) -> None:
+        """Load every configured directory, then mark the registry ready."""
+        try:
+            for directory in self.model_dirs:
+                self.load(directory)
+        except Exception as error:
+            self.error = f"{type(error).__name__}: {error}"
+            raise
+        self._ready.set()
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._models)
+
+    def versions(self, name: str) -> list[str]:
+        with self._lock:
+            return sorted(self._models.get(name, {}), key=semver_key)
+
+    def all(self) -> list[ServedModel]:
+        with self._lock:
+            return [self._models[n][v] for n, v in self.order]
+
+    def get(self, name: str, version: str | None = None) -> ServedModel:
+        """The model (highest version unless ``version``); 404 ``ApiError`` when absent.
+
+        ``version`` is a semantic version ("1.0.0") or, for TF-Serving-style clients, a bare
+        integer meaning the highest loaded version with that major number.
+        """
+        with self._lock:
+            versions = self._models.get(name)
+            if not versions:
+                raise not_found(f"model {name!r}", sorted(self._models))
+            if version is None:
+                return versions[max(versions, key=semver_key)]
+            if version in versions:
+                return versions[version]
+            if version.isdigit():
+                major = [v for v in versions if semver_key(v)[0] == int(version)]
+                if major:
+                    return versions[max(major, key=semver_key)]
+            raise not_found(f"{name} version {version!r}", sorted(versions, key=semver_key))
+
+    def default(self) -> ServedModel:
+        """The first model loaded: what /invocations (MLflow serves one model) predicts with."""
+        with self._lock:
+            if not self.order:
+                raise not_found("a model", [])
+            name, version = self.order[0]
+            return self._models[name][version]

@@ -1,0 +1,110 @@
+"""Run the server under uvicorn (``course-pkg serve``), with one or several worker processes.
+
+Several workers need an import string, so the model directories travel in the environment
+(``COURSE_SERVE_MODELS``, ``os.pathsep``-separated) to ``app_from_env``. With more than one
+worker, Prometheus' multiprocess mode is switched on (a temporary ``PROMETHEUS_MULTIPROC_DIR``
+removed at exit) so /metrics adds up every worker. SIGTERM/SIGINT: uvicorn stops accepting
+connections, lets in-flight requests finish (up to ``graceful_shutdown_s``), then exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from course_pkg.serving.settings import ServerSettings
+
+MODELS_ENV = "COURSE_SERVE_MODELS"
+
+
+def app_from_env() -> Any:
+    from course_pkg.serving.app import create_app
+
+    dirs = [d for d in os.environ.get(MODELS_ENV, "").split(os.pathsep) if d]
+    if not dirs:
+        raise RuntimeError(f"{MODELS_ENV} lists no model directory")
+    return create_app(dirs, ServerSettings())
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's own messages as text, our access log as bare JSON lines, all to stdout."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+            "json": {"format": "%(message)s"},
+        },
+        "handlers": {
+            "plain": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "stream": "ext://sys.stdout",
+            },
+            "json": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            },
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["plain"], "level": level.upper(), "propagate": False},
+            "course_pkg.serving": {
+                "handlers": ["plain"],
+                "level": level.upper(),
+                "propagate": False,
+            },
+            "course_pkg.access": {"handlers": ["json"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+def serve(model_dirs: Sequence[str | Path], settings: ServerSettings | None = None) -> None:
+    """Blocking: serve ``model_dirs`` until SIGTERM/SIGINT."""
+    import uvicorn
+
+    settings = settings or ServerSettings()
+    dirs = [str(Path(d).resolve()) for d in model_dirs]
+    missing = [d for d in dirs if not Path(d).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"not a model directory: {', '.join(missing)}")
+    if settings.host not in {"127.0.0.1", "localhost", "::1"}:
+        print(
+            f"warning: listening on {settings.host}, reachable beyond this machine",
+            file=sys.stderr,
+        )
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": log_config(settings.log_level),
+        "access_log": False,  # ours is richer (request id, model, version)
+        "timeout_graceful_shutdown": settings.graceful_shutdown_s,
+        "server_header": False,
+    }
+    if settings.workers == 1:
+        from course_pkg.serving.app import create_app
+
+        uvicorn.run(create_app(dirs, settings), **common)
+        return
+    os.environ[MODELS_ENV] = os.pathsep.join(dirs)
+    for key, value in settings.model_dump(exclude={"workers"}).items():
+        if value is not None:
+            os.environ[f"COURSE_SERVE_{key.upper()}"] = str(value)
+    metrics_dir = tempfile.mkdtemp(prefix="course-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "course_pkg.serving.runner:app_from_env",
+            factory=True,
+            workers=settings.workers,
+            **common,
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    logging.shutdown()

@@ -1,0 +1,34 @@
+"""Server settings: constructor arguments, or environment variables ``COURSE_SERVE_*``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServerSettings(BaseSettings):
+    """Everything an operator may tune. Defaults are safe for a laptop.
+
+    Environment variables override defaults (``COURSE_SERVE_PORT=9000``), which is how the
+    container image is configured (issue #7).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="COURSE_SERVE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    log_level: str = "info"
+    access_log: bool = True  # one JSON line per request on the "course_pkg.access" logger
+    max_body_bytes: Annotated[int, Field(ge=1)] = 1_000_000  # JSON and image bodies
+    max_csv_bytes: Annotated[int, Field(ge=1)] = 100_000_000  # CSV bodies and multipart uploads
+    max_rows: Annotated[int, Field(ge=1)] = 10_000  # rows per JSON request (CSV streams, no limit)
+    csv_chunk_rows: Annotated[int, Field(ge=1)] = 20_000
+    threadpool_rows: Annotated[int, Field(ge=1)] = 256  # batches this big run off the event loop
+    background_load: bool = True  # serve /health/live while models load; ready when warmed
+    public_key: Path | None = None  # verify package signatures with this key
+    require_signature: bool = False
+    graceful_shutdown_s: Annotated[float, Field(ge=0)] = 30.0

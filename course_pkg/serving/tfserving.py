@@ -1,0 +1,121 @@
+"""TensorFlow Serving's REST predict API: ``POST /v1/models/{name}[/versions/{v}]:predict``.
+
+Request formats (https://www.tensorflow.org/tfx/serving/api_rest#predict_api):
+
+- row ("instances"): a list with one entry per example — for a model with named inputs, an
+  object ``{input: value}``; for a single-input model, the value itself (e.g. 64 pixels);
+- columnar ("inputs"): ``{input: [values...]}``, or the bare list for a single-input model.
+
+Responses follow TF Serving: row format → ``{"predictions": [{"label": …, "probabilities":
+[…]}, …]}`` (one object per example, because the model has two named outputs); columnar →
+``{"outputs": {"label": […], "probabilities": [[…], …]}}``. Errors are ``{"error": "…"}``.
+A bare integer version means the highest loaded version with that major number (TF Serving
+versions are integers; ours are semantic versions, which also work).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from course_pkg.serving.errors import ApiError, not_found
+from course_pkg.serving.http import json_response, label, read_json, registry_of, settings_of
+from course_pkg.serving.registry import ServedModel
+
+router = APIRouter(tags=["tf serving protocol"])
+
+
+def tf_error(error: ApiError) -> Response:
+    message = error.message
+    if error.details:
+        message += ": " + "; ".join(
+            f"{d.get('field')}"
+            + (f" (row {d['row']})" if d.get("row") is not None else "")
+            + f": {d.get('message')}"
+            for d in error.details[:20]
+        )
+    status = 400 if error.status == 422 else error.status
+    return json_response({"error": message}, status)
+
+
+def _rows(body: Any, served: ServedModel) -> tuple[list[dict[str, Any]], str]:
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
+    signature = body.get("signature_name", "serving_default")
+    if signature != "serving_default":
+        raise ApiError(
+            400, "bad_request", f'Serving signature name: "{signature}" not found in signature def'
+        )
+    has_instances, has_inputs = "instances" in body, "inputs" in body
+    if has_instances == has_inputs:
+        raise ApiError(
+            400, "bad_request", "JSON Value: must have exactly one of 'instances' or 'inputs'"
+        )
+    columns = served.schema.columns
+    single = len(columns) == 1
+    if has_instances:
+        data = body["instances"]
+        if not isinstance(data, list):
+            raise ApiError(400, "bad_request", "'instances' must be a list")
+        if single and data and not isinstance(data[0], dict):
+            return [{columns[0]: value} for value in data], "row"
+        return data, "row"
+    data = body["inputs"]
+    if single and isinstance(data, list):
+        return [{columns[0]: value} for value in data], "columnar"
+    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+        raise ApiError(400, "bad_request", "'inputs' must map each input name to a list")
+    lengths = {len(v) for v in data.values()}
+    if len(lengths) != 1:
+        raise ApiError(400, "bad_request", "every input in 'inputs' must have the same batch size")
+    count = lengths.pop()
+    return [{name: values[i] for name, values in data.items()} for i in range(count)], "columnar"
+
+
+async def _predict(request: Request, name: str, version: str | None) -> Response:
+    try:
+        served = registry_of(request).get(name, version)
+        label(request, served)
+        rows, layout = _rows(await read_json(request), served)
+        valid = served.schema.validate_rows(rows, settings_of(request).max_rows)
+        labels, proba = served.predict_rows(valid)
+        request.app.state.metrics.rows.labels(served.name, served.version).inc(len(valid))
+        if layout == "row":
+            return json_response(
+                {
+                    "predictions": [
+                        {"label": lab, "probabilities": p}
+                        for lab, p in zip(labels.tolist(), proba.tolist(), strict=True)
+                    ]
+                }
+            )
+        return json_response(
+            {"outputs": {"label": labels.tolist(), "probabilities": proba.tolist()}}
+        )
+    except ApiError as error:
+        request.state.error_code = error.code
+        if error.status == 404:
+            what = f"Latest({name})" if version is None else f"Specific({name}, {version})"
+            return json_response({"error": f"Servable not found for request: {what}"}, 404)
+        return tf_error(error)
+
+
+def _split(target: str, action: str = "predict") -> str:
+    suffix = f":{action}"
+    if not target.endswith(suffix):
+        raise not_found(f"method {target!r}", [f"{{name}}{suffix}"])
+    return target[: -len(suffix)]
+
+
+@router.post("/v1/models/{target}", summary="TF Serving predict: POST /v1/models/{name}:predict")
+async def predict_latest(request: Request, target: str) -> Response:
+    return await _predict(request, _split(target), None)
+
+
+@router.post(
+    "/v1/models/{name}/versions/{target}",
+    summary="TF Serving predict, pinned: POST /v1/models/{name}/versions/{v}:predict",
+)
+async def predict_version(request: Request, name: str, target: str) -> Response:
+    return await _predict(request, name, _split(target))
