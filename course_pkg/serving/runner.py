@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -79,6 +80,12 @@ def serve(model_dirs: Sequence[str | Path], settings: ServerSettings | None = No
             f"warning: listening on {settings.host}, reachable beyond this machine",
             file=sys.stderr,
         )
+    # uvicorn handles SIGTERM/SIGINT (stop accepting, finish in-flight requests), then
+    # re-raises the signal with the handlers it found installed. These no-op handlers make
+    # that re-raise a no-op, so a graceful stop exits 0 (Docker: "exited cleanly") instead
+    # of dying by the signal (exit 143).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,

@@ -453,9 +453,11 @@ def test_metrics_and_access_log(client: TestClient, caplog: pytest.LogCaptureFix
         in text
     )
     ok = [
-        l
-        for l in text.splitlines()
-        if l.startswith("course_requests_total") and 'status="200"' in l and 'version="1.1.0"' in l
+        line
+        for line in text.splitlines()
+        if line.startswith("course_requests_total")
+        and 'status="200"' in line
+        and 'version="1.1.0"' in line
     ]
     assert ok and float(ok[0].split()[-1]) >= 1
     assert (
