@@ -110,11 +110,13 @@ def create_app(
     app.state.metrics = metrics
 
     schema, example = _docs_schema(registry.model_dirs)
-    app.include_router(native.router)
+    # Routes are matched in order: the prediction routes go first (the hot path), and TF
+    # Serving's /v1/models/{target} after the native /v1/models/{name} routes it overlaps.
     app.include_router(native.predict_router(schema, example))
     app.include_router(mlflow_protocol.router)
+    app.include_router(native.router)
     app.include_router(kserve.router)
-    app.include_router(tfserving.router)  # after native: its /v1/models/{target} is a catch-all
+    app.include_router(tfserving.router)
 
     @app.get("/metrics", tags=["monitoring"], summary="Prometheus metrics")
     async def metrics_endpoint() -> Response:
