@@ -13,7 +13,7 @@ from course_pkg.serving.errors import ApiError, BodyTooLarge
 from course_pkg.serving.registry import ModelRegistry, ServedModel
 from course_pkg.serving.settings import ServerSettings
 
-LARGE_BODY_TYPES = ("text/csv", "multipart/form-data")
+LARGE_BODY_TYPES = ("text/csv", "application/csv", "multipart/form-data")
 
 
 def media_type(request: Request) -> str:

@@ -99,7 +99,7 @@ def _records_from_json(body: Any, served: ServedModel) -> list[dict[str, Any]]:
 @router.post("/invocations", summary="MLflow scoring: predict with the default model")
 async def invocations(request: Request) -> Response:
     kind = media_type(request)
-    if kind not in ("application/json", "text/csv"):
+    if kind not in ("application/json", "text/csv", "application/csv"):
         return Response(
             "This predictor only supports the following content types: Types: "
             f"['text/csv', 'application/json']. Got '{request.headers.get('content-type')}'.",
@@ -111,7 +111,7 @@ async def invocations(request: Request) -> Response:
         served = registry.default()
         label(request, served)
         settings = settings_of(request)
-        if kind == "text/csv":
+        if kind in ("text/csv", "application/csv"):  # MLflow's docs say the latter
             from starlette.concurrency import run_in_threadpool
 
             from course_pkg.serving.http import spool_body

@@ -203,7 +203,7 @@ async def predict(request: Request, served: ServedModel) -> Response:
         raise invalid_input(
             [{"field": "(body)", "row": None, "message": 'expected {"records": [{...}, ...]}'}]
         )
-    if kind == "text/csv":
+    if kind in ("text/csv", "application/csv"):
         if served.kind == "image":
             raise unsupported_media_type(kind, ["application/json", "image/png", "image/jpeg"])
         return await _predict_csv(request, served, await spool_body(request))

@@ -39,6 +39,7 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         command: Sequence[str] | None = None,
         ready_path: str = "/health/ready",
+        ready_any_status: bool = False,
         startup_timeout: float = 60.0,
     ) -> None:
         self.port = port or free_port()
@@ -64,10 +65,12 @@ class ServerProcess:
         )
         self.env = {**os.environ, **(env or {})}
         self.ready_path = ready_path
+        self.ready_any_status = ready_any_status  # for apps without a health route
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.returncode: int | None = None
         self._log: IO[bytes] | None = None
+        self._final_output = ""
 
     def start(self) -> ServerProcess:
         import httpx
@@ -87,7 +90,8 @@ class ServerProcess:
                     f"server exited with {self.process.returncode}:\n{self.output()}"
                 )
             try:
-                if httpx.get(self.url + self.ready_path, timeout=1.0).status_code == 200:
+                status = httpx.get(self.url + self.ready_path, timeout=1.0).status_code
+                if status == 200 or self.ready_any_status:
                     return self
             except httpx.HTTPError:
                 pass
@@ -96,8 +100,9 @@ class ServerProcess:
         raise TimeoutError(f"server not ready after {self.startup_timeout} s:\n{self.output()}")
 
     def output(self) -> str:
-        if self._log is None:
-            return ""
+        """Everything the server printed (stdout and stderr), also after it stopped."""
+        if self._log is None or self._log.closed:
+            return self._final_output
         self._log.seek(0)
         return self._log.read().decode(errors="replace")
 
@@ -126,6 +131,7 @@ class ServerProcess:
     ) -> None:
         self.stop()
         if self._log is not None:
+            self._final_output = self.output()
             self._log.close()
 
     def __repr__(self) -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+import pydantic
 import pytest
+from fastapi import Request, Response  # module level: FastAPI resolves string annotations here
 
 from course_pkg import check, preflight
 from course_pkg.artifacts import DEFAULT_ALLOWLIST, ArtifactError, scan_file, verify_package
@@ -56,6 +58,80 @@ def find_malicious(folder: Path) -> list[str]:
     return [v.path.name for v in verdicts if not v.safe and v.kind != "unknown"]
 
 
+def _churn_row() -> Any:
+    """Notebook 04's schema, generated from the manifest schema like the server's."""
+    from pydantic import ConfigDict, create_model
+
+    from course_pkg.serving.schema import _annotation
+    from course_pkg.training import churn_input_schema
+
+    fields: dict[str, Any] = {c["name"]: (_annotation(c), ...) for c in churn_input_schema()}
+    return create_model("ChurnRow", __config__=ConfigDict(strict=True, extra="forbid"), **fields)
+
+
+ChurnRow = _churn_row()
+ChurnBody = pydantic.create_model(
+    "ChurnBody",
+    records=(Annotated[list[ChurnRow], pydantic.Field(min_length=1)], ...),  # type: ignore[valid-type]
+)
+
+
+def _answers(predictor: Any, rows: list[Any]) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    labels, proba = predictor.predict_both(pd.DataFrame([r.model_dump() for r in rows]))
+    return [
+        {"label": int(label), "probabilities": {"0": float(p[0]), "1": float(p[1])}}
+        for label, p in zip(labels, proba, strict=True)
+    ]
+
+
+def make_app(predictor: Any) -> Any:
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.post("/predict")
+    def predict(body: ChurnBody) -> dict[str, Any]:  # type: ignore[valid-type]
+        return {"predictions": _answers(predictor, body.records)}  # type: ignore[attr-defined]
+
+    return app
+
+
+def make_csv_app(predictor: Any) -> Any:
+    import io
+
+    import pandas as pd
+
+    app = make_app(predictor)
+
+    @app.post("/predict.csv")
+    async def predict_csv(request: Request) -> Response:
+        table = pd.read_csv(io.BytesIO(await request.body()))
+        labels, proba = predictor.predict_both(table)
+        table["prediction"], table["probability_1"] = labels, proba[:, 1]
+        return Response(table.to_csv(index=False), media_type="text/csv")
+
+    return app
+
+
+def make_flask_app(predictor: Any) -> Any:
+    from flask import Flask, jsonify, request
+    from pydantic import ValidationError
+
+    app = Flask("reference")
+
+    @app.post("/predict")
+    def predict() -> Any:
+        try:
+            rows = [ChurnRow.model_validate(r) for r in request.get_json()["records"]]
+        except ValidationError as error:
+            return jsonify(error=[str(e["loc"]) for e in error.errors()]), 422
+        return jsonify(predictions=_answers(predictor, rows))
+
+    return app
+
+
 REFERENCE = {
     "00.sha256_file": reference_sha256,
     "00.parse_lock": preflight.parse_lock,
@@ -73,9 +149,15 @@ REFERENCE = {
     "03.parity_report": reference_parity,
     "03.convert_clip": reference_clip_converter,
     "03.max_opset": runtime_max_opset,
+    "04.request_schema": ChurnRow,
+    "04.predict_endpoint": make_app,
+    "04.csv_endpoint": make_csv_app,
+    "04.flask_app": make_flask_app,
 }
 # Answers that are not callables (a dict, an Allowlist) cannot be "unfinished" by raising.
-CALLABLE_EXERCISES = sorted(k for k, v in REFERENCE.items() if callable(v))
+CALLABLE_EXERCISES = sorted(
+    k for k, v in REFERENCE.items() if callable(v) and not isinstance(v, type)
+)
 
 
 def test_every_registered_check_has_a_reference_answer_here() -> None:

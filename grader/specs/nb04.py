@@ -1,0 +1,112 @@
+"""Hidden grading spec for notebook 04 (FastAPI serving)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grader.specs.model import Assignment, Outcome, Question, fraction_equal
+
+SCHEMA_PROBE = """
+def probe():
+    from course_pkg.checks.nb04 import schema_results
+    return schema_results(ChurnRow)
+"""
+
+APP_PROBE = """
+def probe():
+    from course_pkg.checks.nb04 import probe_app, reference_predictor
+    return probe_app(make_app(reference_predictor()))
+"""
+
+CSV_PROBE = """
+def probe():
+    from course_pkg.checks.nb04 import probe_app, reference_predictor
+    result = probe_app(make_csv_app(reference_predictor()), csv=True)
+    return {k: result[k] for k in ("csv_status", "csv_labels", "csv_has_probability")}
+"""
+
+FLASK_PROBE = """
+def probe():
+    from course_pkg.checks.nb04 import probe_flask, reference_predictor
+    return probe_flask(make_flask_app(reference_predictor()))
+"""
+
+
+def _labels() -> list[int]:
+    from course_pkg.checks.nb04 import expected_labels, reference_rows
+
+    return expected_labels(reference_rows())
+
+
+def _schema_expected() -> list[bool]:
+    from course_pkg.checks.nb04 import SCHEMA_CASES
+
+    return [ok for _, _, ok in SCHEMA_CASES]
+
+
+def _keys_equal(got: Any, expected: dict[str, Any]) -> Outcome:
+    if not isinstance(got, dict):
+        return Outcome(0.0, "the probe got no result")
+    wrong = [key for key, value in expected.items() if got.get(key) != value]
+    right = len(expected) - len(wrong)
+    feedback = (
+        "all right" if not wrong else "not yet: " + ", ".join(k.replace("_", " ") for k in wrong)
+    )
+    return Outcome(right / len(expected), feedback)
+
+
+ASSIGNMENT = Assignment(
+    id="04",
+    notebook="04_fastapi_server.ipynb",
+    title="Serving over HTTP",
+    questions=(
+        Question(
+            "request_schema",
+            2,
+            "Write the request schema",
+            SCHEMA_PROBE,
+            _schema_expected,
+            fraction_equal,
+            hint="strict, extra='forbid', Literal categories, finite floats",
+        ),
+        Question(
+            "predict_endpoint",
+            3,
+            "A validated predict endpoint",
+            APP_PROBE,
+            lambda: {
+                "good_status": 200,
+                "bad_status": 422,
+                "labels": _labels(),
+                "probabilities_sum_to_1": True,
+            },
+            _keys_equal,
+            hint="declare the body with a pydantic model",
+        ),
+        Question(
+            "csv_endpoint",
+            3,
+            "Add the CSV endpoint",
+            CSV_PROBE,
+            lambda: {"csv_status": 200, "csv_labels": _labels(), "csv_has_probability": True},
+            _keys_equal,
+            hint="read the body, append prediction and probability_1",
+        ),
+        Question(
+            "flask_app",
+            2,
+            "The same contract in Flask",
+            FLASK_PROBE,
+            lambda: {
+                "good_status": 200,
+                "bad_status": 422,
+                "labels": _labels(),
+                "bad_names_field": True,
+            },
+            _keys_equal,
+            hint="validate yourself; 422 naming the field",
+        ),
+    ),
+    cell_timeout=180,
+    wall_timeout=480,
+)
