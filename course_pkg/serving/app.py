@@ -58,6 +58,43 @@ def _docs_schema(model_dirs: Sequence[Path]) -> tuple[RowSchema | None, list[dic
     return None, []
 
 
+def _fast_path(app: FastAPI) -> None:
+    """Serve the three hot prediction routes as bare Starlette routes, matched first.
+
+    FastAPI's per-request dependency solving and scope bookkeeping cost more than the model
+    (profiled: ~45 % of a one-row request). These handlers take only the ``Request``, so
+    nothing is lost by skipping it; the FastAPI routes stay registered behind them, so
+    ``/docs`` and the OpenAPI document are unchanged. Same handlers, same errors, same route
+    templates in metrics and logs.
+    """
+    from starlette.routing import Route
+
+    from course_pkg.serving.http import registry_of
+
+    # Starlette routes do not put themselves in scope["route"] (FastAPI's do); the route
+    # template goes in request.state so metrics and logs label these requests the same way.
+    async def invocations(request: Request) -> Response:
+        request.state.route = "/invocations"
+        return await mlflow_protocol.invocations(request)
+
+    async def predict_latest(request: Request) -> Response:
+        request.state.route = "/v1/models/{name}/predict"
+        served = registry_of(request).get(request.path_params["name"])
+        return await native.predict(request, served)
+
+    async def predict_version(request: Request) -> Response:
+        request.state.route = "/v1/models/{name}/versions/{version}/predict"
+        params = request.path_params
+        served = registry_of(request).get(params["name"], params["version"])
+        return await native.predict(request, served)
+
+    app.router.routes[0:0] = [
+        Route("/invocations", invocations, methods=["POST"]),
+        Route("/v1/models/{name}/predict", predict_latest, methods=["POST"]),
+        Route("/v1/models/{name}/versions/{version}/predict", predict_version, methods=["POST"]),
+    ]
+
+
 def create_app(
     source: ModelRegistry | str | Path | Sequence[str | Path],
     settings: ServerSettings | None = None,
@@ -104,6 +141,9 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's built-in OpenTelemetry hooks check the global providers on every request;
+        # this server exports Prometheus metrics and JSON logs itself, so they are off.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.registry = registry
     app.state.settings = settings
@@ -117,6 +157,8 @@ def create_app(
     app.include_router(native.router)
     app.include_router(kserve.router)
     app.include_router(tfserving.router)
+
+    _fast_path(app)
 
     @app.get("/metrics", tags=["monitoring"], summary="Prometheus metrics")
     async def metrics_endpoint() -> Response:

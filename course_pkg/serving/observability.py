@@ -132,8 +132,8 @@ class ObservabilityMiddleware:
             self._record(scope, status, time.perf_counter() - started, request_id)
 
     def _record(self, scope: dict[str, Any], status: int, seconds: float, request_id: str) -> None:
-        route = getattr(scope.get("route"), "path", None) or "(unmatched)"
         state = scope.get("state", {})
+        route = state.get("route") or getattr(scope.get("route"), "path", None) or "(unmatched)"
         model, version = state.get("model", ""), state.get("version", "")
         method = scope.get("method", "")
         self.metrics.observe(route, method, status, model, version, seconds)
