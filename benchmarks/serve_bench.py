@@ -201,15 +201,17 @@ def main() -> None:
     print(f"{'server':<32}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
     for (name, c), r in results.items():
         print(
-            f"{name:<32}{c:>6}{r['req_s']:>10,.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>9.0f}"
+            f"{name:<32}{c:>6}{r['req_s']:>10,.0f}{r['p50_ms']:>9.2f}"
+            f"{r['p99_ms']:>9.2f}{r['errors']:>9.0f}"
         )
     print("\nratios (req/s):")
     for c in connections:
-        ours_rps = results[("ours /invocations", c)]["req_s"]
+        rps = {name: results[(name, c)]["req_s"] for name, *_ in targets}
+        ours, floor_rps = rps["ours /invocations"], rps["HTTP floor (FastAPI constant)"]
         print(
-            f"  {c:>2} conns: ours / mlflow = {ours_rps / results[('mlflow models serve', c)]['req_s']:.1f}×, "
-            f"ours / floor = {ours_rps / results[('HTTP floor (FastAPI constant)', c)]['req_s']:.2f}×, "
-            f"native / floor = {results[('ours native /v1/…/predict', c)]['req_s'] / results[('HTTP floor (FastAPI constant)', c)]['req_s']:.2f}×"
+            f"  {c:>2} conns: ours / mlflow = {ours / rps['mlflow models serve']:.1f}×, "
+            f"ours / floor = {ours / floor_rps:.2f}×, "
+            f"native / floor = {rps['ours native /v1/…/predict'] / floor_rps:.2f}×"
         )
 
 
