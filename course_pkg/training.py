@@ -141,6 +141,7 @@ def package_churn(
     from course_pkg import paths
     from course_pkg.artifacts.formats import FORMATS, save_model
     from course_pkg.artifacts.manifest import package_model
+    from course_pkg.datasets.checksums import sha256_file
 
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
@@ -157,7 +158,13 @@ def package_churn(
                 model = export_sklearn(
                     trained.pipeline,
                     trained.x_test,
-                    metadata={"model_name": name, "model_version": version},
+                    # the package's own manifest hashes this file, so it cannot be in it;
+                    # the training data's hash ties the graph to what it was fitted on
+                    metadata={
+                        "model_name": name,
+                        "model_version": version,
+                        "training_data_sha256": sha256_file(paths.CHURN_CSV),
+                    },
                 )
                 target.write_bytes(model.SerializeToString())
                 files[FORMATS[fmt]] = target

@@ -159,7 +159,12 @@ def _decode_bytes(raw: bytes) -> list[str]:
             raise _bad("truncated BYTES tensor")
         (length,) = struct.unpack_from("<I", raw, offset)
         offset += 4
-        values.append(raw[offset : offset + length].decode("utf-8"))
+        if offset + length > len(raw):
+            raise _bad("truncated BYTES tensor")
+        try:
+            values.append(raw[offset : offset + length].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise _bad("BYTES tensor element is not UTF-8 text") from None
         offset += length
     return values
 
@@ -188,9 +193,12 @@ def _parse_request(body: bytes, header_length: str | None) -> tuple[dict[str, An
 def _tensor_values(tensor: dict[str, Any], binary: bytes, offset: int) -> tuple[list[Any], int]:
     """Flat values of one input tensor (JSON 'data' or binary), and the new binary offset."""
     datatype = str(tensor.get("datatype", "")).upper()
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    parameters = tensor.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise _bad(f"input {tensor.get('name')!r}: 'parameters' must be an object")
+    size = parameters.get("binary_data_size")
     if size is not None:
-        if not isinstance(size, int) or offset + size > len(binary):
+        if not isinstance(size, int) or size < 0 or offset + size > len(binary):
             raise _bad(f"input {tensor.get('name')!r}: binary_data_size beyond the body")
         raw = binary[offset : offset + size]
         offset += size
@@ -198,6 +206,10 @@ def _tensor_values(tensor: dict[str, Any], binary: bytes, offset: int) -> tuple[
             return _decode_bytes(raw), offset
         if datatype not in NUMPY:
             raise _bad(f"input {tensor.get('name')!r}: unsupported datatype {datatype}")
+        if len(raw) % np.dtype(NUMPY[datatype]).itemsize:
+            raise _bad(
+                f"input {tensor.get('name')!r}: {len(raw)} bytes is not a whole {datatype} tensor"
+            )
         return np.frombuffer(raw, dtype=NUMPY[datatype]).tolist(), offset
     data = tensor.get("data")
     if data is None:
@@ -214,6 +226,10 @@ def _rows(request: dict[str, Any], binary: bytes, served: ServedModel) -> list[d
             raise _bad("each input needs a 'name', 'shape', 'datatype' and data")
         values, offset = _tensor_values(tensor, binary, offset)
         shape = tensor.get("shape") or [len(values)]
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        ):
+            raise _bad(f"input {tensor['name']!r}: shape must be a list of non-negative integers")
         if int(np.prod(shape)) != len(values):
             raise _bad(
                 f"input {tensor['name']!r}: shape {shape} does not hold {len(values)} values"
@@ -252,13 +268,16 @@ def _respond(
     if "id" in request:
         body["id"] = request["id"]
     chunks: list[bytes] = []
+    if not isinstance(wanted, list):
+        raise _bad("'outputs' must be a list of {\"name\": ...} objects")
     for entry in wanted:
         name = entry.get("name") if isinstance(entry, dict) else None
         if name not in outputs:
             raise _bad(f"unknown output {name!r}; outputs are {list(outputs)}")
         datatype, shape, array = outputs[name]
         item: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
-        if all_binary or (entry.get("parameters") or {}).get("binary_data"):
+        wants = entry.get("parameters") or {}
+        if all_binary or (isinstance(wants, dict) and wants.get("binary_data")):
             raw = array.astype(NUMPY[datatype]).tobytes()
             item["parameters"] = {"binary_data_size": len(raw)}
             chunks.append(raw)

@@ -75,6 +75,8 @@ def _records_from_json(body: Any, served: ServedModel) -> list[dict[str, Any]]:
         if not isinstance(data, dict) or "columns" not in data or "data" not in data:
             raise _bad("dataframe_split needs 'columns' and 'data' (pandas orient='split')")
         names, rows = data["columns"], data["data"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise _bad("dataframe_split: 'columns' must be a list of column names")
         if not isinstance(rows, list) or not all(
             isinstance(r, list) and len(r) == len(names) for r in rows
         ):

@@ -478,3 +478,72 @@ def test_openapi_shows_real_examples(client: TestClient) -> None:
     assert items["properties"]["contract"]["enum"] == ["month-to-month", "one-year", "two-year"]
     for path in ("/invocations", "/v2/models/{name}/infer", "/v1/models/{target}", "/metrics"):
         assert path in spec["paths"]
+
+
+def _binary(header: dict[str, Any], blob: bytes) -> tuple[bytes, dict[str, str]]:
+    """A KServe binary-extension body: JSON header, then raw tensor bytes."""
+    head = json.dumps(header).encode()
+    return head + blob, {"inference-header-content-length": str(len(head))}
+
+
+def _one_input(datatype: str, size: int, name: str = "tenure_months") -> dict[str, Any]:
+    return {
+        "inputs": [
+            {
+                "name": name,
+                "shape": [1],
+                "datatype": datatype,
+                "parameters": {"binary_data_size": size},
+            }
+        ]
+    }
+
+
+MALFORMED: list[tuple[str, bytes, dict[str, str]]] = [
+    ("/v2/models/churn/infer", *_binary(_one_input("INT64", 3), b"xyz")),  # not whole int64s
+    ("/v2/models/churn/infer", *_binary(_one_input("BYTES", 5, "contract"), b"\x01\0\0\0\xff")),
+    ("/v2/models/churn/infer", *_binary(_one_input("BYTES", 4, "contract"), b"\x09\0\0\0")),
+    ("/v2/models/churn/infer", *_binary(_one_input("INT64", -4), b"")),
+    ("/v2/models/churn/infer", *_binary(_one_input("FP99", 4), b"abcd")),
+    ("/v2/models/churn/infer", b"{}", {"inference-header-content-length": "999"}),
+    (
+        "/v2/models/churn/infer",
+        b'{"inputs": [{"name": "contract", "shape": ["a"], "datatype": "BYTES", "data": ["x"]}]}',
+        {},
+    ),
+    (
+        "/v2/models/churn/infer",
+        b'{"inputs": [{"name": "contract", "shape": [-1], "datatype": "BYTES", "data": ["x"]}]}',
+        {},
+    ),
+    (
+        "/v2/models/churn/infer",
+        b'{"inputs": [{"name": "x", "shape": [1], "datatype": "INT64", "data": [1], "parameters": 5}]}',  # noqa: E501
+        {},
+    ),
+    ("/v2/models/churn/infer", b'{"inputs": "x"}', {}),
+    ("/v2/models/churn/infer", b'{"inputs": [1]}', {}),
+    ("/v2/models/churn/infer", b'{"inputs": [], "outputs": "label"}', {}),
+    ("/invocations", b'{"dataframe_split": {"columns": 3, "data": [[1]]}}', {}),
+    ("/invocations", b'{"dataframe_split": {"columns": [[1]], "data": [[1]]}}', {}),
+    ("/invocations", b'{"inputs": {"a": [1], "b": [1, 2]}}', {}),
+    ("/invocations", b'{"instances": [1, 2]}', {}),
+    ("/invocations", b"[1]", {}),
+    ("/v1/models/churn:predict", b'{"instances": [1, 2]}', {}),
+    ("/v1/models/churn:predict", b'{"inputs": {"contract": "x"}}', {}),
+    ("/v1/models/churn:predict", b"[]", {}),
+    ("/v1/models/digits:predict", json.dumps({"instances": [["a"] * 64]}).encode(), {}),
+    ("/v1/models/churn/predict", b'{"records": [[1, 2]]}', {}),
+    ("/v1/models/churn/predict", b'{"records": [{"contract": {"a": 1}}]}', {}),
+    ("/v1/models/churn/predict", "\ud800".encode("utf-8", "surrogatepass"), {}),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "headers"), MALFORMED)
+def test_malformed_protocol_bodies_are_4xx_never_5xx(
+    client: TestClient, path: str, body: bytes, headers: dict[str, str]
+) -> None:
+    response = client.post(
+        path, content=body, headers={"content-type": "application/json", **headers}
+    )
+    assert 400 <= response.status_code < 500, (path, body, response.status_code, response.text)
