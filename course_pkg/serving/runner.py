@@ -103,6 +103,11 @@ def serve(model_dirs: Sequence[str | Path], settings: ServerSettings | None = No
     for key, value in settings.model_dump(exclude={"workers"}).items():
         if value is not None:
             os.environ[f"COURSE_SERVE_{key.upper()}"] = str(value)
+    # Workers share one listening socket and the kernel hands connections to any of them; a
+    # worker still loading in the background would answer 503 while its siblings are ready.
+    # So each worker loads before it starts accepting (its lifespan blocks), and "ready" from
+    # any worker means ready everywhere that accepts.
+    os.environ["COURSE_SERVE_BACKGROUND_LOAD"] = "false"
     metrics_dir = tempfile.mkdtemp(prefix="course-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:

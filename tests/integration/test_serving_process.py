@@ -178,12 +178,15 @@ def test_two_workers_one_metrics_view(model_packages: dict[str, Path]) -> None:
     with ServerProcess([model_packages["churn"]], workers=2) as running:
         row = json.loads(train_churn().x_test.head(1).to_json(orient="records"))
         with httpx.Client() as client:  # new connections spread over both workers
-            for _ in range(40):
+            statuses = [
                 client.post(
                     f"{running.url}/v1/models/churn/predict",
                     json={"records": row},
                     headers={"connection": "close"},
-                )
+                ).status_code
+                for _ in range(40)
+            ]
+        assert statuses == [200] * 40  # no worker answers before its model is loaded
         text = httpx.get(f"{running.url}/metrics").text
     ok = sum(
         float(line.split()[-1])
