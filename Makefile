@@ -8,6 +8,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+REGISTRY ?= 127.0.0.1:5000
 BASE_IMAGE ?= course-base:bookworm-py311
 # torch's +cpu wheel is not on PyPI: take it from a local wheel directory when the machine has
 # one, else from PyTorch's CPU index. Override: make setup TORCH_WHEELS="--find-links DIR".
@@ -17,7 +18,7 @@ QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
 
-.PHONY: help setup lab test lint unit notebooks docker-env grader-image grade-demo assign solutions lock image transactions clean
+.PHONY: help setup lab test lint unit notebooks docker-env grader-image server-image grade-demo assign solutions lock image publish transactions clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,7 +30,7 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock $(TORCH_WHEELS) 2>&1 | { $(QUIET_PIP); }
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | { $(QUIET_PIP); }
-	$(BIN)/python -m ipykernel install --sys-prefix --name course-mlops --display-name "Python (course-mlops)" >/dev/null
+	$(BIN)/python -m ipykernel install --sys-prefix --name course-mlops --display-name "Python (course-mlops)" --env ORT_DISABLE_TELEMETRY 1 >/dev/null
 	touch $@
 
 lab: setup  ## open JupyterLab on notebooks/ (http://127.0.0.1:8888)
@@ -63,7 +64,7 @@ notebooks: setup  ## execute solutions/ (outputs compared) and notebooks/ (lax)
 	$(BIN)/python -m pytest --nbval $(NBVAL) --nbval-sanitize-with tests/nbval_sanitize.cfg solutions
 	$(BIN)/python -m pytest --nbval-lax $(NBVAL) notebooks
 
-test: setup docker-env grader-image lint unit notebooks  ## everything CI runs
+test: setup docker-env grader-image server-image lint unit notebooks  ## everything CI runs
 
 assign: setup  ## regenerate notebooks/ from solutions/
 	$(BIN)/grader assign
@@ -76,10 +77,21 @@ lock: setup  ## recompile requirements.lock from requirements.in, then environme
 	$(BIN)/uv pip compile requirements.in --native-tls -q --python-version 3.11 \
 	    --python-platform x86_64-manylinux_2_28 --find-links /opt/wheels --generate-hashes \
 	    --no-emit-find-links --custom-compile-command "make lock" -o requirements.lock
+	$(BIN)/uv pip compile requirements-serve.in -c requirements.lock --native-tls -q \
+	    --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+	    --custom-compile-command "make lock" -o requirements-serve.lock
 	$(BIN)/python scripts/lock-to-environment
 
-image: docker-env  ## build the model-server image on the local base image
-	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t model-server .
+image: setup docker-env  ## build model-server:dev (wheels + churn model into build/, offline build)
+	$(BIN)/course-pkg image build --tag model-server:dev
+
+server-image: setup docker-env  ## model-server:dev when an engine runs (notebook 06 and its checks use it)
+	@if docker info >/dev/null 2>&1; then $(BIN)/course-pkg image build --tag model-server:dev; \
+	elif [ "$${CI:-}" = true ]; then echo "make: CI needs Docker for the server image" >&2; exit 1; \
+	else echo "make: no Docker engine; server-image tests will skip"; fi
+
+publish: image  ## tag model-server (semver, git sha, model version) and push to REGISTRY
+	$(BIN)/course-pkg image publish model-server:dev --registry $(REGISTRY)
 
 transactions: setup  ## generate build/transactions.parquet (10M rows, ~1 min)
 	$(BIN)/course-pkg data transactions --rows 10000000 --out build/transactions.parquet

@@ -8,6 +8,11 @@ Solutions run in strict mode, where a tagged cell may demonstrate any error on p
 
 from __future__ import annotations
 
+import os
+
+# onnxruntime telemetry off for the test process and every subprocess/kernel it starts
+# (course_pkg/__init__.py explains); set before anything imports onnxruntime.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 from collections.abc import Generator
 from typing import Any
 

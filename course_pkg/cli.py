@@ -229,6 +229,48 @@ def _train_digits(args: argparse.Namespace) -> int:
     return 0
 
 
+def _image_build(args: argparse.Namespace) -> int:
+    from course_pkg import containers
+
+    try:
+        containers.prepare_context(args.model)
+        built = containers.build_image(
+            args.tag, base_image=args.base_image, build_base_image=args.build_image
+        )
+    except (RuntimeError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"built {built.tag} ({built.image_id[:19]}) in {built.seconds:.0f} s, "
+        f"{built.size_bytes / 1e6:.0f} MB"
+    )
+    for key, value in sorted(built.labels.items()):
+        print(f"  {key}={value}")
+    return 0
+
+
+def _image_publish(args: argparse.Namespace) -> int:
+    from course_pkg import containers
+
+    try:
+        labels = containers.client().images.get(args.image).labels
+        tags = containers.tags_for(
+            labels["org.opencontainers.image.version"],
+            labels["org.opencontainers.image.revision"],
+            labels["io.course.model.version"],
+        )
+        repository = f"{args.registry}/{args.repository}"
+        containers.tag_image(args.image, repository, tags)
+        for tag in tags:
+            digest = containers.push(repository, tag)
+            print(f"pushed {repository}:{tag}  {digest}")
+    except Exception as error:  # docker SDK errors: no engine, no image, registry down
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"pull it exactly: docker pull {repository}@{digest}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from course_pkg import __version__
 
@@ -313,6 +355,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--key", type=Path, help="public key: refuse packages not signed with it")
     serve.set_defaults(func=_serve)
+
+    image = sub.add_parser("image", help="build and publish the model-server image (Docker)")
+    image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
+    build = image_sub.add_parser("build", help="prepare build/ and docker build the server")
+    build.add_argument("--tag", default="model-server:dev")
+    build.add_argument("--model", type=Path, help="package to bake in (default: churn)")
+    build.add_argument("--base-image", default="course-base:bookworm-py311-slim")
+    build.add_argument("--build-image", default="course-base:bookworm-py311")
+    build.set_defaults(func=_image_build)
+    publish = image_sub.add_parser("publish", help="tag (semver, git sha, model) and push")
+    publish.add_argument("image", help="local image, e.g. model-server:dev")
+    publish.add_argument("--registry", default="127.0.0.1:5000")
+    publish.add_argument("--repository", default="model-server")
+    publish.set_defaults(func=_image_publish)
     return parser
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -20,28 +19,12 @@ WHEELHOUSE = paths.BUILD / "wheelhouse"
 
 def build_wheelhouse() -> Path:
     """pip download every locked wheel (hash-checked) into build/wheelhouse; idempotent."""
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "-q",
-        "--no-deps",
-        "--require-hashes",
-        "-r",
-        str(paths.LOCK_FILE),
-        "-d",
-        str(WHEELHOUSE),
-    ]
-    local_torch = Path("/opt/wheels")
-    if local_torch.is_dir():
-        command += ["--find-links", str(local_torch)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        noise = "is ignored: it is neither a file nor a directory"
-        print("\n".join(x for x in done.stderr.splitlines() if noise not in x), file=sys.stderr)
-        raise SystemExit(f"pip download into {WHEELHOUSE} failed (exit {done.returncode})")
-    return WHEELHOUSE
+    from course_pkg.wheels import download_wheels
+
+    try:
+        return download_wheels(paths.LOCK_FILE, WHEELHOUSE, [Path("/opt/wheels")])
+    except RuntimeError as error:
+        raise SystemExit(str(error)) from None
 
 
 def build_image(tag: str, base_image: str) -> int:

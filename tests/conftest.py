@@ -48,6 +48,17 @@ def base_image(docker_client: Any) -> str:
 
 
 @pytest.fixture(scope="session")
+def slim_base_image(docker_client: Any) -> str:
+    image = os.environ.get("SLIM_BASE_IMAGE", "course-base:bookworm-py311-slim")
+    return require_image(docker_client, image, "scripts/build-base-image")
+
+
+@pytest.fixture(scope="session")
+def server_dev_image(docker_client: Any) -> str:
+    return require_image(docker_client, "model-server:dev", "make image")
+
+
+@pytest.fixture(scope="session")
 def grading_image(docker_client: Any) -> str:
     from grader.runner.docker_backend import DEFAULT_IMAGE
 

@@ -103,6 +103,7 @@ class OnnxPredictor:
     ) -> None:
         import onnxruntime as ort
 
+        ort.disable_telemetry_events()  # see course_pkg/__init__.py: no traffic leaves the host
         if optimization not in _OPTIMIZATION:
             raise ValueError(f"optimization {optimization!r}: choose {', '.join(_OPTIMIZATION)}")
         if unknown_categories not in {"error", "ignore"}:

@@ -19,8 +19,9 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO
+
+from course_pkg.lifecycle import Managed
 
 
 def free_port() -> int:
@@ -29,7 +30,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class ServerProcess:
+class ServerProcess(Managed):
     def __init__(
         self,
         model_dirs: Sequence[str | Path],
@@ -120,17 +121,9 @@ class ServerProcess:
         self.returncode = self.process.returncode
         return self.returncode
 
-    def __enter__(self) -> ServerProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-        if self._log is not None:
+    def close(self) -> None:
+        """Keep the server's output readable after the ``with`` block, then close the file."""
+        if self._log is not None and not self._log.closed:
             self._final_output = self.output()
             self._log.close()
 

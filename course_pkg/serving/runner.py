@@ -33,15 +33,34 @@ def app_from_env() -> Any:
     return create_app(dirs, ServerSettings())
 
 
-def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's own messages as text, our access log as bare JSON lines, all to stdout."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message (and the traceback, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import orjson
+
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+
+def log_config(level: str, fmt: str = "text") -> dict[str, Any]:
+    """Server messages as text (or JSON lines), our access log as bare JSON lines; stdout."""
+    plain: dict[str, Any] = (
+        {"()": JsonFormatter}
+        if fmt == "json"
+        else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    )
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {
-            "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
-            "json": {"format": "%(message)s"},
-        },
+        "formatters": {"plain": plain, "json": {"format": "%(message)s"}},
         "handlers": {
             "plain": {
                 "class": "logging.StreamHandler",
@@ -89,7 +108,7 @@ def serve(model_dirs: Sequence[str | Path], settings: ServerSettings | None = No
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
-        "log_config": log_config(settings.log_level),
+        "log_config": log_config(settings.log_level, settings.log_format),
         "access_log": False,  # ours is richer (request id, model, version)
         "timeout_graceful_shutdown": settings.graceful_shutdown_s,
         "server_header": False,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +22,7 @@ class ServerSettings(BaseSettings):
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"  # json: every line on stdout is one object
     access_log: bool = True  # one JSON line per request on the "course_pkg.access" logger
     max_body_bytes: Annotated[int, Field(ge=1)] = 1_000_000  # JSON and image bodies
     max_csv_bytes: Annotated[int, Field(ge=1)] = 100_000_000  # CSV bodies and multipart uploads

@@ -132,6 +132,17 @@ def make_flask_app(predictor: Any) -> Any:
     return app
 
 
+FIXED_DOCKERFILE = """FROM python:3.11-slim
+RUN useradd --system --uid 10001 app
+COPY requirements.txt /app/
+RUN pip install --no-cache-dir -r /app/requirements.txt
+COPY . /app
+USER 10001
+HEALTHCHECK CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/health/ready')"]
+CMD ["uvicorn", "app:app", "--host", "0.0.0.0", "--port", "8000"]
+"""
+
+
 REFERENCE = {
     "00.sha256_file": reference_sha256,
     "00.parse_lock": preflight.parse_lock,
@@ -153,6 +164,13 @@ REFERENCE = {
     "04.predict_endpoint": make_app,
     "04.csv_endpoint": make_csv_app,
     "04.flask_app": make_flask_app,
+    "06.write_dockerfile": lambda: (
+        'FROM model-server:dev\nCOPY digits/ /models/digits/\nCMD ["/models/digits"]\n'
+    ),
+    "06.fix_dockerfile": FIXED_DOCKERFILE,
+    "06.choose_tags": lambda v, r, m, release: (
+        [r[:12], f"model-{m}"] + ([v, "latest"] if release else [])
+    ),
 }
 # Answers that are not callables (a dict, an Allowlist) cannot be "unfinished" by raising.
 CALLABLE_EXERCISES = sorted(
@@ -165,7 +183,11 @@ def test_every_registered_check_has_a_reference_answer_here() -> None:
 
 
 @pytest.mark.parametrize("exercise", sorted(REFERENCE))
-def test_reference_answers_pass(exercise: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_reference_answers_pass(
+    exercise: str, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
+) -> None:
+    if exercise == "06.write_dockerfile":  # this check builds on model-server:dev and runs it
+        request.getfixturevalue("server_dev_image")
     result = check(exercise, REFERENCE[exercise])
     assert result.passed, result.message
     assert capsys.readouterr().out.startswith(f"✅ {exercise}:")
