@@ -18,7 +18,7 @@ QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
 
-.PHONY: help setup lab test lint unit notebooks docker-env grader-image server-image grade-demo assign solutions lock image publish transactions clean
+.PHONY: help setup lab test lint unit notebooks docker-env grader-image server-image image-context grade-demo assign solutions lock image publish transactions clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -81,6 +81,9 @@ lock: setup  ## recompile requirements.lock from requirements.in, then environme
 	    --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
 	    --custom-compile-command "make lock" -o requirements-serve.lock
 	$(BIN)/python scripts/lock-to-environment
+
+image-context: setup  ## put what `docker build .` copies into build/ (serve wheels + churn model)
+	$(BIN)/python -c "from course_pkg.containers import prepare_context; prepare_context()"
 
 image: setup docker-env  ## build model-server:dev (wheels + churn model into build/, offline build)
 	$(BIN)/course-pkg image build --tag model-server:dev

@@ -294,7 +294,11 @@ class ServerContainer(Managed):
             name=self.name,
         )
         self.started = time.perf_counter()
-        self.ready_after = wait_ready(self.url, timeout, self.container)
+        try:
+            self.ready_after = wait_ready(self.url, timeout, self.container)
+        except BaseException:
+            self.stop()  # never leave a half-started container behind
+            raise
         return self
 
     def health(self) -> str:
