@@ -63,6 +63,17 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.model == "digits":
         return _train_digits(args)
+    if args.model == "fraud":
+        from course_pkg.training import package_fraud
+
+        try:
+            package = package_fraud(args.out, version=args.version, overwrite=args.overwrite)
+        except (ValueError, FileExistsError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"packaged fraud {package.manifest['version']} → {package.path}")
+        print("  metrics: " + ", ".join(f"{k}={v}" for k, v in package.manifest["metrics"].items()))
+        return 0
     if args.model != "churn":
         print(f"error: unknown model {args.model!r}; choose churn or digits", file=sys.stderr)
         return 2
@@ -216,6 +227,40 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_score(args: argparse.Namespace) -> int:
+    import datetime as dt
+    import time
+
+    from course_pkg.artifacts import ArtifactError
+    from course_pkg.batch import score_file
+
+    runs = 0
+    while True:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
+        output = Path(str(args.out).replace("{date}", stamp))
+        try:
+            summary = score_file(
+                args.package,
+                args.input,
+                output,
+                chunk_rows=args.chunk_rows,
+                workers=args.workers,
+                rejects_path=args.rejects,
+                resume=not args.no_resume,
+                progress=not args.quiet,
+            )
+        except (ArtifactError, ValueError, FileNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(summary.as_text())
+        if summary.rejects:
+            print(f"rejected rows and reasons: {summary.rejects}")
+        runs += 1
+        if args.every is None or (args.times is not None and runs >= args.times):
+            return 0
+        time.sleep(args.every)
+
+
 def _train_digits(args: argparse.Namespace) -> int:
     from course_pkg.training import package_digits
 
@@ -300,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     from course_pkg.training import DEFAULT_FORMATS, ESTIMATORS, SEED
 
     train = sub.add_parser("train", help="train and package the reference model")
-    train.add_argument("model", help="which model: churn (tabular) or digits (images)")
+    train.add_argument("model", help="churn (tabular), digits (images) or fraud (transactions)")
     train.add_argument("--out", type=Path, required=True, help="package directory to write")
     train.add_argument("--estimator", choices=ESTIMATORS, default="logreg")
     train.add_argument("--version", default="1.0.0", help="semantic version (default 1.0.0)")
@@ -355,6 +400,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--key", type=Path, help="public key: refuse packages not signed with it")
     serve.set_defaults(func=_serve)
+
+    batch = sub.add_parser("batch-score", help="score a big CSV/Parquet file in chunks")
+    batch.add_argument("package", type=Path, help="an ONNX model package")
+    batch.add_argument("input", type=Path, help=".csv or .parquet")
+    batch.add_argument(
+        "--out", required=True, help=".parquet or .csv; '{date}' is replaced by the run's time"
+    )
+    batch.add_argument("--chunk-rows", type=int, default=65_536)
+    batch.add_argument("--workers", type=int, default=1)
+    batch.add_argument("--rejects", type=Path, help="default: <out>.rejects.csv")
+    batch.add_argument("--no-resume", action="store_true", help="start over, discard parts")
+    batch.add_argument("--quiet", action="store_true", help="no progress bar")
+    batch.add_argument("--every", type=float, help="repeat every N seconds (a simple scheduler)")
+    batch.add_argument("--times", type=int, help="with --every: stop after this many runs")
+    batch.set_defaults(func=_batch_score)
 
     image = sub.add_parser("image", help="build and publish the model-server image (Docker)")
     image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")

@@ -272,3 +272,101 @@ def package_digits(
             },
             overwrite=overwrite,
         )
+
+
+def transactions_input_schema() -> list[dict[str, Any]]:
+    from course_pkg.datasets.transactions import MERCHANT_CATEGORIES
+
+    return [
+        {"name": "amount", "dtype": "float64"},
+        {"name": "merchant_category", "dtype": "string", "categories": list(MERCHANT_CATEGORIES)},
+        {"name": "hour", "dtype": "int64"},
+        {"name": "card_present", "dtype": "int64"},
+        {"name": "foreign", "dtype": "int64"},
+    ]
+
+
+def package_fraud(
+    out_dir: Any,
+    *,
+    version: str = "1.0.0",
+    train_rows: int = 200_000,
+    seed: int = SEED,
+    overwrite: bool = False,
+) -> Any:
+    """A fraud model for the generated card transactions (the batch-scoring story).
+
+    Logistic regression on one-hot merchant category and scaled numbers, trained on the first
+    ``train_rows`` generated transactions and checked on the next 50,000. What
+    ``course-pkg train fraud`` runs; the ONNX file is parity-checked like churn's.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from course_pkg.artifacts.formats import save_model
+    from course_pkg.artifacts.manifest import package_model
+    from course_pkg.datasets.transactions import MERCHANT_CATEGORIES, transaction_chunk
+    from course_pkg.onnx_export import export_sklearn
+
+    schema = transactions_input_schema()
+    features = [c["name"] for c in schema]
+    train = transaction_chunk(0, train_rows)
+    test = transaction_chunk(train_rows, 50_000)
+    numbers = [c for c in features if c != "merchant_category"]
+    pipeline = Pipeline(
+        [
+            (
+                "preprocess",
+                ColumnTransformer(
+                    [
+                        (
+                            "categories",
+                            OneHotEncoder(
+                                categories=[list(MERCHANT_CATEGORIES)],
+                                handle_unknown="ignore",
+                                sparse_output=False,
+                            ),
+                            ["merchant_category"],
+                        ),
+                        ("numbers", StandardScaler(), numbers),
+                    ]
+                ),
+            ),
+            ("model", LogisticRegression(max_iter=1000, C=1.0)),
+        ]
+    ).fit(train[features], train["is_fraud"])
+    metrics = evaluate(pipeline, test[features], test["is_fraud"])
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        model = export_sklearn(
+            pipeline,
+            test[features].head(5_000),
+            metadata={"model_name": "fraud", "model_version": version},
+        )
+        onnx_path.write_bytes(model.SerializeToString())
+        skops_path = save_model(pipeline, Path(tmp) / "model.skops", "skops")
+        return package_model(
+            {"model.onnx": onnx_path, "model.skops": skops_path},
+            Path(out_dir),
+            name="fraud",
+            version=version,
+            model_file="model.onnx",
+            seed=seed,
+            metrics=metrics,
+            input_schema=schema,
+            output_schema={
+                "label": {"name": "is_fraud", "dtype": "int64", "classes": [0, 1]},
+                "probabilities": {"dtype": "float32", "shape": [None, 2], "classes": [0, 1]},
+            },
+            extra={
+                "estimator": "logreg",
+                "training": f"generated transactions 0..{train_rows - 1} (seed 7)",
+                "input_example": test[features].head(2).to_dict(orient="records"),
+            },
+            overwrite=overwrite,
+        )
