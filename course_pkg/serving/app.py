@@ -26,6 +26,7 @@ from course_pkg import __version__
 from course_pkg.serving import kserve, mlflow_protocol, native, tfserving
 from course_pkg.serving.errors import ApiError, error_body
 from course_pkg.serving.http import BodyLimitMiddleware, json_response, request_id
+from course_pkg.serving.limits import PredictionCache, RateLimiter
 from course_pkg.serving.observability import Metrics, ObservabilityMiddleware
 from course_pkg.serving.registry import ModelRegistry
 from course_pkg.serving.schema import RowSchema
@@ -148,6 +149,10 @@ def create_app(
     app.state.registry = registry
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.limiter = RateLimiter(settings.rate_limits, settings.rate_limit_burst)
+    app.state.cache = (
+        PredictionCache(settings.cache_size, settings.cache_ttl_s) if settings.cache_size else None
+    )
 
     schema, example = _docs_schema(registry.model_dirs)
     # Routes are matched in order: the prediction routes go first (the hot path), and TF

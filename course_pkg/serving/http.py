@@ -125,10 +125,29 @@ def settings_of(request: Request) -> ServerSettings:
     return settings
 
 
-def label(request: Request, served: ServedModel) -> None:
-    """Metrics and logs name the model and version that served the request."""
+def admit(request: Request, served: ServedModel) -> None:
+    """Name the model and version for metrics and logs, then apply the client's rate limit
+    (429 ``ApiError`` when it is spent)."""
+    from course_pkg.serving.limits import client_id
+
     request.state.model = served.name
     request.state.version = served.version
+    limiter = request.app.state.limiter
+    if limiter.limits:  # off by default: no per-request cost then
+        limiter.check(client_id(request.headers, request.client), served.name)
+
+
+def predict_rows(request: Request, served: ServedModel, rows: list[dict[str, Any]]) -> Any:
+    """``served.predict_rows`` through the app's prediction cache (when configured)."""
+    cache = request.app.state.cache
+    if cache is None:
+        return served.predict_rows(rows)
+    hits_before, misses_before = cache.hits, cache.misses
+    result = served.predict_rows(rows, cache)
+    metrics = request.app.state.metrics
+    metrics.cache.labels(served.name, "hit").inc(cache.hits - hits_before)
+    metrics.cache.labels(served.name, "miss").inc(cache.misses - misses_before)
+    return result
 
 
 def request_id(request: Request) -> str | None:

@@ -22,7 +22,14 @@ from fastapi import APIRouter, Request, Response
 
 from course_pkg import __version__
 from course_pkg.serving.errors import ApiError
-from course_pkg.serving.http import json_response, label, parse_json, registry_of, settings_of
+from course_pkg.serving.http import (
+    admit,
+    json_response,
+    parse_json,
+    predict_rows,
+    registry_of,
+    settings_of,
+)
 from course_pkg.serving.registry import ServedModel
 
 router = APIRouter(prefix="/v2", tags=["kserve v2 protocol"])
@@ -59,7 +66,9 @@ def v2_error(error: ApiError) -> Response:
             + f": {d.get('message')}"
             for d in error.details[:20]
         )
-    return json_response({"error": message}, 400 if error.status == 422 else error.status)
+    return json_response(
+        {"error": message}, 400 if error.status == 422 else error.status, error.headers
+    )
 
 
 def _bad(message: str) -> ApiError:
@@ -297,12 +306,12 @@ def _respond(
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     async def run() -> Response:
         served = registry_of(request).get(name, version)
-        label(request, served)
+        admit(request, served)
         parsed, binary = _parse_request(await request.body(), request.headers.get(HEADER))
         rows = served.schema.validate_rows(
             _rows(parsed, binary, served), settings_of(request).max_rows
         )
-        labels, proba = served.predict_rows(rows)
+        labels, proba = predict_rows(request, served, rows)
         request.app.state.metrics.rows.labels(served.name, served.version).inc(len(rows))
         return _respond(parsed, served, labels, proba)
 

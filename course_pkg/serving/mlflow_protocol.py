@@ -17,10 +17,11 @@ from fastapi import APIRouter, Request, Response
 
 from course_pkg.serving.errors import ApiError
 from course_pkg.serving.http import (
+    admit,
     json_response,
-    label,
     media_type,
     parse_json,
+    predict_rows,
     registry_of,
     settings_of,
 )
@@ -36,6 +37,7 @@ REQUIRED_FORMAT = (
     "{'dataframe_split', 'dataframe_records', 'instances', 'inputs'}"
 )
 _MLFLOW_CODES = {
+    429: "REQUEST_LIMIT_EXCEEDED",
     404: "RESOURCE_DOES_NOT_EXIST",
     413: "REQUEST_LIMIT_EXCEEDED",
     503: "TEMPORARILY_UNAVAILABLE",
@@ -53,7 +55,9 @@ def mlflow_error(error: ApiError) -> Response:
             for d in error.details[:20]
         )
     return json_response(
-        {"error_code": _MLFLOW_CODES.get(status, "BAD_REQUEST"), "message": message}, status
+        {"error_code": _MLFLOW_CODES.get(status, "BAD_REQUEST"), "message": message},
+        status,
+        error.headers,
     )
 
 
@@ -111,7 +115,7 @@ async def invocations(request: Request) -> Response:
     try:
         registry = registry_of(request)
         served = registry.default()
-        label(request, served)
+        admit(request, served)
         settings = settings_of(request)
         if kind in ("text/csv", "application/csv"):  # MLflow's docs say the latter
             from starlette.concurrency import run_in_threadpool
@@ -134,7 +138,7 @@ async def invocations(request: Request) -> Response:
             rows = served.schema.validate_rows(
                 _records_from_json(decoded, served), settings.max_rows
             )
-            labels = served.predict_rows(rows)[0].tolist()
+            labels = predict_rows(request, served, rows)[0].tolist()
         request.app.state.metrics.rows.labels(served.name, served.version).inc(len(labels))
         return json_response({"predictions": labels})
     except ApiError as error:

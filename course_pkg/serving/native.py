@@ -11,9 +11,10 @@ from starlette.concurrency import run_in_threadpool
 
 from course_pkg.serving.errors import ApiError, invalid_input, unsupported_media_type
 from course_pkg.serving.http import (
+    admit,
     json_response,
-    label,
     media_type,
+    predict_rows,
     read_json,
     registry_of,
     request_id,
@@ -115,9 +116,9 @@ async def _predict_rows(request: Request, served: ServedModel, rows: Any) -> Res
     settings = settings_of(request)
     valid = served.schema.validate_rows(rows, settings.max_rows)
     if len(valid) >= settings.threadpool_rows:
-        labels, proba = await run_in_threadpool(served.predict_rows, valid)
+        labels, proba = await run_in_threadpool(predict_rows, request, served, valid)
     else:
-        labels, proba = served.predict_rows(valid)
+        labels, proba = predict_rows(request, served, valid)
     request.app.state.metrics.rows.labels(served.name, served.version).inc(len(valid))
     return _answer(request, served, labels, proba)
 
@@ -194,7 +195,7 @@ async def _predict_image(request: Request, served: ServedModel, data: bytes) -> 
 
 
 async def predict(request: Request, served: ServedModel) -> Response:
-    label(request, served)
+    admit(request, served)
     kind = media_type(request)
     if kind == "application/json":
         body = await read_json(request)

@@ -56,6 +56,12 @@ class Metrics:
         self.rows = Counter(
             "course_predicted_rows", "Rows predicted", ["model", "version"], registry=self.registry
         )
+        self.cache = Counter(
+            "course_prediction_cache",
+            "Prediction cache lookups by result (hit, miss)",
+            ["model", "result"],
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "course_model_info",
             "1 for each loaded model version",

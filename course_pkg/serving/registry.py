@@ -54,8 +54,33 @@ class ServedModel:
         example = self.manifest.get("extra", {}).get("input_example")
         return list(example) if example else [self.predictor.example_row()]
 
-    def predict_rows(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        """Validated rows → (labels, probabilities)."""
+    def predict_rows(
+        self, rows: list[dict[str, Any]], cache: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Validated rows → (labels, probabilities); only cache misses reach the model."""
+        if cache is not None:
+            return self._predict_cached(rows, cache)
+        return self._predict(rows)
+
+    def _predict_cached(
+        self, rows: list[dict[str, Any]], cache: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        now = time.monotonic()
+        model_key = f"{self.name}:{self.version}:{self.sha256}"
+        keys = [cache.key(model_key, row) for row in rows]
+        found = [cache.get(key, now) for key in keys]
+        missing = [i for i, hit in enumerate(found) if hit is None]
+        if missing:
+            labels, proba = self._predict([rows[i] for i in missing])
+            for j, i in enumerate(missing):
+                found[i] = (int(labels[j]), proba[j].tolist())
+                cache.put(keys[i], found[i][0], found[i][1], now)
+        return (
+            np.array([hit[0] for hit in found], dtype=np.int64),
+            np.array([hit[1] for hit in found], dtype=np.float32),
+        )
+
+    def _predict(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         if self.predictor.tensor_input is not None:
             name = self.predictor.tensor_input[0]
             return self.predictor.predict_tensor(

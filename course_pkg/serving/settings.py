@@ -33,3 +33,9 @@ class ServerSettings(BaseSettings):
     public_key: Path | None = None  # verify package signatures with this key
     require_signature: bool = False
     graceful_shutdown_s: Annotated[float, Field(ge=0)] = 30.0
+    # per-model requests/s per client ("*": every model); JSON in the environment:
+    # COURSE_SERVE_RATE_LIMITS='{"churn": 50}'. Empty: no limit.
+    rate_limits: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    rate_limit_burst: Annotated[int, Field(ge=1)] = 20
+    cache_size: Annotated[int, Field(ge=0)] = 0  # rows; 0 = no prediction cache
+    cache_ttl_s: Annotated[float, Field(gt=0)] = 300.0

@@ -20,7 +20,14 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from course_pkg.serving.errors import ApiError, not_found
-from course_pkg.serving.http import json_response, label, read_json, registry_of, settings_of
+from course_pkg.serving.http import (
+    admit,
+    json_response,
+    predict_rows,
+    read_json,
+    registry_of,
+    settings_of,
+)
 from course_pkg.serving.registry import ServedModel
 
 router = APIRouter(tags=["tf serving protocol"])
@@ -36,7 +43,7 @@ def tf_error(error: ApiError) -> Response:
             for d in error.details[:20]
         )
     status = 400 if error.status == 422 else error.status
-    return json_response({"error": message}, status)
+    return json_response({"error": message}, status, error.headers)
 
 
 def _rows(body: Any, served: ServedModel) -> tuple[list[dict[str, Any]], str]:
@@ -76,10 +83,10 @@ def _rows(body: Any, served: ServedModel) -> tuple[list[dict[str, Any]], str]:
 async def _predict(request: Request, name: str, version: str | None) -> Response:
     try:
         served = registry_of(request).get(name, version)
-        label(request, served)
+        admit(request, served)
         rows, layout = _rows(await read_json(request), served)
         valid = served.schema.validate_rows(rows, settings_of(request).max_rows)
-        labels, proba = served.predict_rows(valid)
+        labels, proba = predict_rows(request, served, valid)
         request.app.state.metrics.rows.labels(served.name, served.version).inc(len(valid))
         if layout == "row":
             return json_response(
