@@ -1,0 +1,252 @@
+"""A bounded load generator for 127.0.0.1, with percentiles, plots and an SLA verdict.
+
+    result = run_load("http://127.0.0.1:8000/v1/models/churn/predict", {"records": [row]},
+                      concurrency=8, requests=2_000, duration_s=10)
+    print(result.summary())            # p50/p95/p99, req/s, error rate, status codes
+    result.judge(SLA(p99_ms=50, min_rps=200)).ok
+    result.plot()                      # latency histogram + percentiles over time
+
+Safety by construction: only loopback URLs (127.0.0.1, ::1, localhost) are accepted, and every
+run stops at ``requests`` *and* ``duration_s``, whichever comes first (hard caps below). The
+client is asyncio + httpx in one process: it shares the CPU with the server on a laptop, so for
+absolute figures use wrk (benchmarks/serve_bench.py); for SLA checks, trends and comparisons
+between configurations of the same server it is what notebooks and tests need.
+
+Latency is measured from sending a request to the end of its response (closed loop: each of
+``concurrency`` clients sends its next request when the last one is answered). With ``rate``
+the clients instead follow a fixed schedule (open loop) and latency counts from the *scheduled*
+send time, so a server that falls behind is charged for the queueing it causes (no
+"coordinated omission").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+MAX_REQUESTS = 1_000_000
+MAX_DURATION_S = 600.0
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+@dataclass(frozen=True)
+class SLA:
+    p99_ms: float
+    p95_ms: float | None = None
+    min_rps: float | None = None
+    max_error_rate: float = 0.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reasons: list[str]
+
+    def __str__(self) -> str:
+        return ("SLA met" if self.ok else "SLA missed") + ": " + "; ".join(self.reasons)
+
+
+@dataclass
+class LoadResult:
+    latencies_ms: np.ndarray  # one per answered request, in completion order
+    finished_s: np.ndarray  # completion time since start, same order
+    statuses: Counter[int]
+    transport_errors: int
+    seconds: float
+    concurrency: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def requests(self) -> int:
+        return int(sum(self.statuses.values()) + self.transport_errors)
+
+    @property
+    def errors(self) -> int:
+        bad = sum(n for code, n in self.statuses.items() if code >= 400)
+        return int(bad + self.transport_errors)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        return (
+            float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else float("nan")
+        )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "seconds": round(self.seconds, 2),
+            "req/s": round(self.throughput, 1),
+            "p50 ms": round(self.percentile(50), 2),
+            "p95 ms": round(self.percentile(95), 2),
+            "p99 ms": round(self.percentile(99), 2),
+            "error rate": round(self.error_rate, 4),
+            "statuses": dict(sorted(self.statuses.items())),
+        }
+
+    def judge(self, sla: SLA) -> Verdict:
+        reasons, ok = [], True
+        checks = [("p99", self.percentile(99), sla.p99_ms)]
+        if sla.p95_ms is not None:
+            checks.append(("p95", self.percentile(95), sla.p95_ms))
+        for name, value, limit in checks:
+            good = value <= limit
+            ok &= good
+            reasons.append(f"{name} {value:.1f} ms {'≤' if good else '>'} {limit:g} ms")
+        if sla.min_rps is not None:
+            good = self.throughput >= sla.min_rps
+            ok &= good
+            reasons.append(f"{self.throughput:,.0f} req/s {'≥' if good else '<'} {sla.min_rps:g}")
+        good = self.error_rate <= sla.max_error_rate
+        ok &= good
+        reasons.append(
+            f"errors {self.error_rate:.2%} {'≤' if good else '>'} {sla.max_error_rate:.2%}"
+        )
+        return Verdict(bool(ok), reasons)
+
+    def plot(self, sla: SLA | None = None, window_s: float = 0.5) -> Any:
+        """Latency histogram and p50/p99 per time window; returns the matplotlib figure."""
+        import matplotlib.pyplot as plt
+
+        fig, (hist, trend) = plt.subplots(1, 2, figsize=(10, 3.2))
+        hist.hist(self.latencies_ms, bins=50, color="#4c72b0")
+        hist.set_xlabel("latency (ms)")
+        hist.set_ylabel("requests")
+        hist.set_title(f"{self.requests:,} requests, {self.concurrency} clients")
+        edges = np.arange(0, self.seconds + window_s, window_s)
+        slot = np.digitize(self.finished_s, edges)
+        times, p50, p99 = [], [], []
+        for index in np.unique(slot):
+            chunk = self.latencies_ms[slot == index]
+            times.append(edges[min(index, len(edges) - 1)])
+            p50.append(np.percentile(chunk, 50))
+            p99.append(np.percentile(chunk, 99))
+        trend.plot(times, p50, label="p50")
+        trend.plot(times, p99, label="p99")
+        if sla is not None:
+            trend.axhline(sla.p99_ms, color="red", linestyle="--", label="SLA p99")
+            hist.axvline(sla.p99_ms, color="red", linestyle="--")
+        trend.set_xlabel("seconds")
+        trend.set_ylabel("latency (ms)")
+        trend.legend()
+        trend.set_title("percentiles over time")
+        fig.tight_layout()
+        return fig
+
+
+def _check_target(url: str) -> None:
+    host = urlsplit(url).hostname
+    if host not in LOOPBACK:
+        raise ValueError(f"{url}: the load generator only targets 127.0.0.1/::1/localhost")
+
+
+async def _run(
+    url: str,
+    body: Any,
+    *,
+    concurrency: int,
+    requests: int,
+    duration_s: float,
+    rate: float | None,
+    headers: dict[str, str] | None,
+) -> LoadResult:
+    import httpx
+
+    latencies: list[float] = []
+    finished: list[float] = []
+    statuses: Counter[int] = Counter()
+    transport_errors = 0
+    issued = 0
+    start = time.perf_counter()
+    deadline = start + duration_s
+
+    def next_ticket() -> int | None:
+        nonlocal issued
+        if issued >= requests or time.perf_counter() >= deadline:
+            return None
+        issued += 1
+        return issued - 1
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30.0, headers=headers) as client:
+
+        async def worker() -> None:
+            nonlocal transport_errors
+            while (ticket := next_ticket()) is not None:
+                sent = time.perf_counter()
+                if rate is not None:
+                    scheduled = start + ticket / rate
+                    if scheduled > sent:
+                        await asyncio.sleep(scheduled - sent)
+                    sent = scheduled  # charge the server for any queueing it caused
+                try:
+                    response = await client.post(url, json=body)
+                    statuses[response.status_code] += 1
+                except httpx.TransportError:
+                    transport_errors += 1
+                    continue
+                now = time.perf_counter()
+                latencies.append((now - sent) * 1000)
+                finished.append(now - start)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return LoadResult(
+        latencies_ms=np.asarray(latencies),
+        finished_s=np.asarray(finished),
+        statuses=statuses,
+        transport_errors=transport_errors,
+        seconds=time.perf_counter() - start,
+        concurrency=concurrency,
+    )
+
+
+def run_load(
+    url: str,
+    body: Any,
+    *,
+    concurrency: int = 8,
+    requests: int = 1_000,
+    duration_s: float = 10.0,
+    rate: float | None = None,
+    headers: dict[str, str] | None = None,
+) -> LoadResult:
+    """POST ``body`` (JSON) to ``url`` until ``requests`` are sent or ``duration_s`` passes."""
+    _check_target(url)
+    if not 1 <= requests <= MAX_REQUESTS:
+        raise ValueError(f"requests must be 1..{MAX_REQUESTS:,}")
+    if not 0 < duration_s <= MAX_DURATION_S:
+        raise ValueError(f"duration_s must be in (0, {MAX_DURATION_S:g}]")
+    if not 1 <= concurrency <= 1024:
+        raise ValueError("concurrency must be 1..1024")
+    if rate is not None and rate <= 0:
+        raise ValueError("rate must be positive")
+    coroutine = _run(
+        url,
+        body,
+        concurrency=concurrency,
+        requests=requests,
+        duration_s=duration_s,
+        rate=rate,
+        headers=headers,
+    )
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    # inside a running loop (Jupyter): run it on a fresh loop in a helper thread
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
