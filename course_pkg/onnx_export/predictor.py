@@ -28,17 +28,22 @@ import pandas as pd
 _OPTIMIZATION = {"disable": 0, "basic": 1, "extended": 2, "all": 99}
 
 
+def describe_problems(problems: list[dict[str, Any]], limit: int) -> str:
+    """``field (row N): message; …`` for the first ``limit`` problems (errors and messages)."""
+    return "; ".join(
+        f"{p.get('field')}"
+        + (f" (row {p['row']})" if p.get("row") is not None else "")
+        + f": {p.get('message')}"
+        for p in problems[:limit]
+    )
+
+
 class InputError(ValueError):
     """The input does not fit the model; ``problems`` lists every issue found (field, message)."""
 
     def __init__(self, problems: list[dict[str, Any]]) -> None:
         self.problems = problems
-        shown = "; ".join(
-            f"{p['field']}"
-            + (f" (row {p['row']})" if p.get("row") is not None else "")
-            + f": {p['message']}"
-            for p in problems[:10]
-        )
+        shown = describe_problems(problems, 10)
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
         super().__init__(f"invalid input: {shown}{more}")
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from course_pkg.onnx_export.predictor import describe_problems
+
 
 class ApiError(Exception):
     """An error with an HTTP status, a stable machine code, a message and per-field details."""
@@ -38,12 +40,7 @@ def invalid_input(details: list[dict[str, Any]], message: str | None = None) -> 
     count = len(details)
     summary = message or (
         f"{count} problem{'s' if count != 1 else ''} with the input: "
-        + "; ".join(
-            f"{d.get('field')}"
-            + (f" (row {d['row']})" if d.get("row") is not None else "")
-            + f": {d.get('message')}"
-            for d in details[:3]
-        )
+        + describe_problems(details, 3)
         + (" …" if count > 3 else "")
     )
     return ApiError(422, "invalid_input", summary, details)
@@ -70,6 +67,13 @@ def unsupported_media_type(got: str | None, accepted: list[str]) -> ApiError:
         "unsupported_media_type",
         f"Content-Type {got or '(none)'} is not accepted here; send one of {', '.join(accepted)}",
     )
+
+
+def with_details(error: ApiError, separator: str = ": ") -> str:
+    """The message, then up to 20 per-field problems: for protocols whose errors are one string."""
+    if not error.details:
+        return error.message
+    return error.message + separator + describe_problems(error.details, 20)
 
 
 def error_body(error: ApiError, request_id: str | None) -> dict[str, Any]:

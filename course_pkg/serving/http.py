@@ -9,7 +9,7 @@ from typing import IO, Any
 import orjson
 from fastapi import Request, Response
 
-from course_pkg.serving.errors import ApiError, BodyTooLarge
+from course_pkg.serving.errors import ApiError, BodyTooLarge, with_details
 from course_pkg.serving.registry import ModelRegistry, ServedModel
 from course_pkg.serving.settings import ServerSettings
 
@@ -65,6 +65,12 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+def plain_error(error: ApiError) -> Response:
+    """``{"error": "message: field (row N): …"}``, 422 as 400: TF Serving's and KServe's shape."""
+    status = 400 if error.status == 422 else error.status
+    return json_response({"error": with_details(error)}, status, error.headers)
 
 
 def json_response(

@@ -26,6 +26,7 @@ from course_pkg.serving.http import (
     admit,
     json_response,
     parse_json,
+    plain_error,
     predict_rows,
     registry_of,
     settings_of,
@@ -55,20 +56,6 @@ NUMPY = {
     "BOOL": "?",
 }
 HEADER = "inference-header-content-length"
-
-
-def v2_error(error: ApiError) -> Response:
-    message = error.message
-    if error.details:
-        message += ": " + "; ".join(
-            f"{d.get('field')}"
-            + (f" (row {d['row']})" if d.get("row") is not None else "")
-            + f": {d.get('message')}"
-            for d in error.details[:20]
-        )
-    return json_response(
-        {"error": message}, 400 if error.status == 422 else error.status, error.headers
-    )
 
 
 def _bad(message: str) -> ApiError:
@@ -130,7 +117,7 @@ async def _guard(request: Request, handler: Any) -> Response:
         return response
     except ApiError as error:
         request.state.error_code = error.code
-        return v2_error(error)
+        return plain_error(error)
 
 
 @router.get("/models/{name}", summary="Model metadata")

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from course_pkg.serving.errors import ApiError
+from course_pkg.serving.errors import ApiError, with_details
 from course_pkg.serving.http import (
     admit,
     json_response,
@@ -46,14 +46,7 @@ _MLFLOW_CODES = {
 
 def mlflow_error(error: ApiError) -> Response:
     status = 400 if error.status in (400, 422) else error.status
-    message = error.message
-    if error.details:
-        message += " | " + "; ".join(
-            f"{d.get('field')}"
-            + (f" (row {d['row']})" if d.get("row") is not None else "")
-            + f": {d.get('message')}"
-            for d in error.details[:20]
-        )
+    message = with_details(error, " | ")
     return json_response(
         {"error_code": _MLFLOW_CODES.get(status, "BAD_REQUEST"), "message": message},
         status,

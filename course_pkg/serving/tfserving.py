@@ -23,6 +23,7 @@ from course_pkg.serving.errors import ApiError, not_found
 from course_pkg.serving.http import (
     admit,
     json_response,
+    plain_error,
     predict_rows,
     read_json,
     registry_of,
@@ -31,19 +32,6 @@ from course_pkg.serving.http import (
 from course_pkg.serving.registry import ServedModel
 
 router = APIRouter(tags=["tf serving protocol"])
-
-
-def tf_error(error: ApiError) -> Response:
-    message = error.message
-    if error.details:
-        message += ": " + "; ".join(
-            f"{d.get('field')}"
-            + (f" (row {d['row']})" if d.get("row") is not None else "")
-            + f": {d.get('message')}"
-            for d in error.details[:20]
-        )
-    status = 400 if error.status == 422 else error.status
-    return json_response({"error": message}, status, error.headers)
 
 
 def _rows(body: Any, served: ServedModel) -> tuple[list[dict[str, Any]], str]:
@@ -105,7 +93,7 @@ async def _predict(request: Request, name: str, version: str | None) -> Response
         if error.status == 404:
             what = f"Latest({name})" if version is None else f"Specific({name}, {version})"
             return json_response({"error": f"Servable not found for request: {what}"}, 404)
-        return tf_error(error)
+        return plain_error(error)
 
 
 def _split(target: str, action: str = "predict") -> str:
