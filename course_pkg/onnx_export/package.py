@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from course_pkg.artifacts.formats import FORMATS
-from course_pkg.artifacts.manifest import Package, package_model, verify_package
+from course_pkg.artifacts.manifest import Package, package_model, read_manifest
 from course_pkg.artifacts.signing import MANIFEST
 from course_pkg.datasets.checksums import sha256_file
 from course_pkg.onnx_export.parity import PROBA_ATOL, check_parity
@@ -62,8 +62,11 @@ def export_package(
     from course_pkg.artifacts.loading import load_package
 
     source = Path(package)
-    manifest = verify_package(source, public_key)  # hashes (and signature) before anything
-    model, _ = load_package(source, public_key, file=_source_file(manifest, source))
+    # the manifest only names the file to load; load_package verifies every hash (and the
+    # signature) before it deserialises anything, and its manifest is the one used below
+    chosen = _source_file(read_manifest(source), source)
+    model, opened = load_package(source, public_key, file=chosen)
+    manifest = opened.manifest
     frame = parity_frame if parity_frame is not None else default_parity_frame(manifest)
     names = [c["name"] for c in manifest.get("input_schema", [])]
     if names:

@@ -148,6 +148,17 @@ def _normalise_opsets(model: Any, extra: Any | None = None) -> None:
         entry.domain, entry.version = domain, versions[domain]
 
 
+def label_and_check(model: Any, metadata: dict[str, str] | None) -> None:
+    """Write ``metadata`` into ``metadata_props`` (sorted: stable bytes), then run the full
+    ``onnx.checker`` — the last step of every export, sklearn or torch."""
+    import onnx
+
+    for key, value in sorted((metadata or {}).items()):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    onnx.checker.check_model(model, full_check=True)
+
+
 def export_sklearn(
     pipeline: Any,
     sample_frame: pd.DataFrame,
@@ -171,7 +182,6 @@ def export_sklearn(
     every probability is within ``proba_atol`` — an export that is not the same model fails
     here, not in production.
     """
-    import onnx
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -198,10 +208,7 @@ def export_sklearn(
                 options={"zipmap": False},
             )
     _normalise_opsets(model)
-    for key, value in sorted((metadata or {}).items()):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, str(value)
-    onnx.checker.check_model(model, full_check=True)
+    label_and_check(model, metadata)
     if verify:
         frame = sample_frame if parity_frame is None else parity_frame
         check_parity(pipeline, model, frame, proba_atol=proba_atol).raise_if_failed()

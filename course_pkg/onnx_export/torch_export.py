@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from course_pkg.onnx_export.parity import PROBA_ATOL, check_torch_parity
-from course_pkg.onnx_export.sklearn_export import TARGET_OPSET
+from course_pkg.onnx_export.sklearn_export import TARGET_OPSET, label_and_check
 
 
 @contextlib.contextmanager
@@ -52,7 +52,6 @@ def export_torch(
     ``example``) and compared with the module (``check_torch_parity``); ``ParityError`` if
     they disagree.
     """
-    import onnx
     import torch
 
     module = module.eval()
@@ -72,10 +71,7 @@ def export_torch(
     if program is None:  # only when exporting to a file path, which we do not do
         raise RuntimeError("torch.onnx.export returned no program")
     model = program.model_proto
-    for key, value in sorted((metadata or {}).items()):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, str(value)
-    onnx.checker.check_model(model, full_check=True)
+    label_and_check(model, metadata)
     if verify:
         rows = example if parity_inputs is None else parity_inputs
         check_torch_parity(module, model, rows, proba_atol=proba_atol).raise_if_failed()
