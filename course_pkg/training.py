@@ -190,6 +190,26 @@ def package_churn(
         )
 
 
+def _package_onnx_and_skops(estimator: Any, onnx_model: Any, out_dir: Any, **fields: Any) -> Any:
+    """Write ``onnx_model`` (served) and ``estimator`` as skops into one package."""
+    import tempfile
+    from pathlib import Path
+
+    from course_pkg.artifacts.formats import save_model
+    from course_pkg.artifacts.manifest import package_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        onnx_path.write_bytes(onnx_model.SerializeToString())
+        skops_path = save_model(estimator, Path(tmp) / "model.skops", "skops")
+        return package_model(
+            {"model.onnx": onnx_path, "model.skops": skops_path},
+            Path(out_dir),
+            model_file="model.onnx",
+            **fields,
+        )
+
+
 def digits_input_schema() -> list[dict[str, Any]]:
     return [
         {
@@ -211,16 +231,12 @@ def package_digits(
     Trained on scikit-learn's digits minus the 100 images shipped in datasets/digits (which
     are the held-out test set and the parity data). What ``course-pkg train digits`` runs.
     """
-    import tempfile
-    from pathlib import Path
 
     import numpy as np
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
     from course_pkg import paths
-    from course_pkg.artifacts.formats import save_model
-    from course_pkg.artifacts.manifest import package_model
     from course_pkg.datasets.digits import (
         image_to_features,
         load_digit_images,
@@ -237,41 +253,37 @@ def package_digits(
     labels = np.array([image.label for image in images])
     frame = pd.DataFrame(held_out, columns=columns)
     accuracy = float(np.mean(model.predict(frame) == labels))
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = Path(tmp) / "model.onnx"
-        onnx_model = export_sklearn(
-            model,
-            frame,
-            tensor_input="pixels",
-            metadata={"model_name": "digits", "model_version": version},
-        )
-        onnx_path.write_bytes(onnx_model.SerializeToString())
-        skops_path = save_model(model, Path(tmp) / "model.skops", "skops")
-        return package_model(
-            {"model.onnx": onnx_path, "model.skops": skops_path},
-            Path(out_dir),
-            name="digits",
-            version=version,
-            model_file="model.onnx",
-            training_data=None,
-            seed=seed,
-            metrics={"accuracy_on_shipped_images": round(accuracy, 4), "test_rows": len(labels)},
-            input_schema=digits_input_schema(),
-            output_schema={
-                "label": {"name": "digit", "dtype": "int64", "classes": list(range(10))},
-                "probabilities": {
-                    "dtype": "float32",
-                    "shape": [None, 10],
-                    "classes": list(range(10)),
-                },
+    onnx_model = export_sklearn(
+        model,
+        frame,
+        tensor_input="pixels",
+        metadata={"model_name": "digits", "model_version": version},
+    )
+    return _package_onnx_and_skops(
+        model,
+        onnx_model,
+        out_dir,
+        name="digits",
+        version=version,
+        training_data=None,
+        seed=seed,
+        metrics={"accuracy_on_shipped_images": round(accuracy, 4), "test_rows": len(labels)},
+        input_schema=digits_input_schema(),
+        output_schema={
+            "label": {"name": "digit", "dtype": "int64", "classes": list(range(10))},
+            "probabilities": {
+                "dtype": "float32",
+                "shape": [None, 10],
+                "classes": list(range(10)),
             },
-            extra={
-                "kind": "image",
-                "estimator": "logreg",
-                "training_images": paths.DIGITS_DIR.name,
-            },
-            overwrite=overwrite,
-        )
+        },
+        extra={
+            "kind": "image",
+            "estimator": "logreg",
+            "training_images": paths.DIGITS_DIR.name,
+        },
+        overwrite=overwrite,
+    )
 
 
 def transactions_input_schema() -> list[dict[str, Any]]:
@@ -300,16 +312,12 @@ def package_fraud(
     ``train_rows`` generated transactions and checked on the next 50,000. What
     ``course-pkg train fraud`` runs; the ONNX file is parity-checked like churn's.
     """
-    import tempfile
-    from pathlib import Path
 
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    from course_pkg.artifacts.formats import save_model
-    from course_pkg.artifacts.manifest import package_model
     from course_pkg.datasets.transactions import MERCHANT_CATEGORIES, transaction_chunk
     from course_pkg.onnx_export import export_sklearn
 
@@ -341,32 +349,28 @@ def package_fraud(
         ]
     ).fit(train[features], train["is_fraud"])
     metrics = evaluate(pipeline, test[features], test["is_fraud"])
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = Path(tmp) / "model.onnx"
-        model = export_sklearn(
-            pipeline,
-            test[features].head(5_000),
-            metadata={"model_name": "fraud", "model_version": version},
-        )
-        onnx_path.write_bytes(model.SerializeToString())
-        skops_path = save_model(pipeline, Path(tmp) / "model.skops", "skops")
-        return package_model(
-            {"model.onnx": onnx_path, "model.skops": skops_path},
-            Path(out_dir),
-            name="fraud",
-            version=version,
-            model_file="model.onnx",
-            seed=seed,
-            metrics=metrics,
-            input_schema=schema,
-            output_schema={
-                "label": {"name": "is_fraud", "dtype": "int64", "classes": [0, 1]},
-                "probabilities": {"dtype": "float32", "shape": [None, 2], "classes": [0, 1]},
-            },
-            extra={
-                "estimator": "logreg",
-                "training": f"generated transactions 0..{train_rows - 1} (seed 7)",
-                "input_example": test[features].head(2).to_dict(orient="records"),
-            },
-            overwrite=overwrite,
-        )
+    model = export_sklearn(
+        pipeline,
+        test[features].head(5_000),
+        metadata={"model_name": "fraud", "model_version": version},
+    )
+    return _package_onnx_and_skops(
+        pipeline,
+        model,
+        out_dir,
+        name="fraud",
+        version=version,
+        seed=seed,
+        metrics=metrics,
+        input_schema=schema,
+        output_schema={
+            "label": {"name": "is_fraud", "dtype": "int64", "classes": [0, 1]},
+            "probabilities": {"dtype": "float32", "shape": [None, 2], "classes": [0, 1]},
+        },
+        extra={
+            "estimator": "logreg",
+            "training": f"generated transactions 0..{train_rows - 1} (seed 7)",
+            "input_example": test[features].head(2).to_dict(orient="records"),
+        },
+        overwrite=overwrite,
+    )
