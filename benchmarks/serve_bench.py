@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,80 +113,66 @@ def main() -> None:
     bin_dir = Path(sys.executable).parent
     env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
 
-    def ours() -> ServerProcess:
-        port = free_port()
-        return ServerProcess(
-            [package],
-            port=port,
-            env=env,
-            command=[
-                "taskset",
-                "-c",
-                PIN_SERVER,
-                sys.executable,
-                "-m",
-                "course_pkg",
-                "serve",
-                str(package),
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-        )
+    def pinned(argv: Callable[[int], list[str]], **options: Any) -> Callable[[], ServerProcess]:
+        """A server factory: ``argv(port)`` pinned to the server CPU, on a free port."""
 
-    def mlflow() -> ServerProcess:
-        port = free_port()
-        return ServerProcess(
-            [],
-            port=port,
-            env={**env, "MLFLOW_DISABLE_TELEMETRY": "true"},
-            ready_path="/ping",
-            startup_timeout=120,
-            command=[
-                "taskset",
-                "-c",
-                PIN_SERVER,
-                str(bin_dir / "mlflow"),
-                "models",
-                "serve",
-                "-m",
-                str(mlflow_dir),
-                "--env-manager",
-                "local",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-w",
-                "1",
-            ],
-        )
+        def start() -> ServerProcess:
+            port = free_port()
+            command = ["taskset", "-c", PIN_SERVER, *argv(port)]
+            return ServerProcess([], port=port, command=command, **{"env": env, **options})
 
-    def floor() -> ServerProcess:
-        port = free_port()
-        return ServerProcess(
-            [],
-            port=port,
-            env={**env, "PYTHONPATH": str(HERE)},
-            ready_path="/docs",
-            command=[
-                "taskset",
-                "-c",
-                PIN_SERVER,
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "_floor_app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-        )
+        return start
+
+    ours = pinned(
+        lambda port: [
+            sys.executable,
+            "-m",
+            "course_pkg",
+            "serve",
+            str(package),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
+    )
+    mlflow = pinned(
+        lambda port: [
+            str(bin_dir / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            str(mlflow_dir),
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            "1",
+        ],
+        env={**env, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        ready_path="/ping",
+        startup_timeout=120,
+    )
+    floor = pinned(
+        lambda port: [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "_floor_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env={**env, "PYTHONPATH": str(HERE)},
+        ready_path="/docs",
+    )
 
     targets = [
         ("HTTP floor (FastAPI constant)", floor, "/floor", split_body),

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from course_pkg.checks.nb04 import GOOD  # one valid churn row, shared with notebook 04's checks
 from course_pkg.datasets.digits import load_digit_images
 from course_pkg.serving import ServerSettings, create_app
 from course_pkg.training import train_churn
@@ -103,19 +104,6 @@ def test_native_predict_matches_the_model(
     assert np.abs(proba - sklearn_model.predict_proba(rows)).max() < 1e-5
     latest = client.post("/v1/models/churn/predict", json={"records": records(rows.head(1))})
     assert latest.json()["version"] == "1.1.0"  # unversioned → highest version
-
-
-GOOD = {
-    "senior_citizen": 0,
-    "tenure_months": 12,
-    "contract": "one-year",
-    "internet_service": "dsl",
-    "payment_method": "mailed-check",
-    "paperless_billing": "yes",
-    "monthly_charges": 50.5,
-    "total_charges": 606.0,
-    "support_calls_90d": 1,
-}
 
 
 @pytest.mark.parametrize(
