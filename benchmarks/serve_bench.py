@@ -100,6 +100,14 @@ def wrk(
     }
 
 
+def serve_command(package: Path, port: int) -> list[str]:
+    """``course-pkg serve`` of one package, quiet (callers pin it to ``PIN_SERVER``)."""
+    return [
+        *(sys.executable, "-m", "course_pkg", "serve", str(package)),
+        *("--port", str(port), "--log-level", "warning"),
+    ]
+
+
 def main() -> None:
     from course_pkg.serving.process import ServerProcess, free_port
 
@@ -123,19 +131,7 @@ def main() -> None:
 
         return start
 
-    ours = pinned(
-        lambda port: [
-            sys.executable,
-            "-m",
-            "course_pkg",
-            "serve",
-            str(package),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ]
-    )
+    ours = pinned(lambda port: serve_command(package, port))
     mlflow = pinned(
         lambda port: [
             str(bin_dir / "mlflow"),

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -256,7 +257,9 @@ def _train_other(args: argparse.Namespace) -> int:
     """digits and fraud: no estimator or format choice, ONNX + skops."""
     from course_pkg import training
 
-    build = {"digits": training.package_digits, "fraud": training.package_fraud}[args.model]
+    build: Callable[..., Any] = (
+        training.package_digits if args.model == "digits" else training.package_fraud
+    )
     try:
         package = build(args.out, version=args.version, overwrite=args.overwrite)
     except (ValueError, FileExistsError) as error:

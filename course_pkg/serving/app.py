@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from course_pkg import __version__
 from course_pkg.serving import kserve, mlflow_protocol, native, tfserving
+from course_pkg.serving.batching import MicroBatcher
 from course_pkg.serving.errors import ApiError, error_body
 from course_pkg.serving.http import BodyLimitMiddleware, json_response, request_id
 from course_pkg.serving.limits import PredictionCache, RateLimiter
@@ -136,6 +137,8 @@ def create_app(
         yield
         if task is not None and not task.done():
             task.cancel()
+        if app.state.batcher is not None:
+            app.state.batcher.close()
 
     app = FastAPI(
         title="course-pkg model server",
@@ -150,6 +153,11 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.limiter = RateLimiter(settings.rate_limits, settings.rate_limit_burst)
+    app.state.batcher = (
+        MicroBatcher(settings.batch_max_rows, settings.batch_max_wait_ms / 1000)
+        if settings.batch_max_rows
+        else None
+    )
     app.state.cache = (
         PredictionCache(settings.cache_size, settings.cache_ttl_s) if settings.cache_size else None
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import tempfile
+from functools import partial
 from typing import IO, Any
 
 import orjson
 from fastapi import Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from course_pkg.serving.errors import ApiError, BodyTooLarge, with_details
 from course_pkg.serving.registry import ModelRegistry, ServedModel
@@ -143,17 +145,40 @@ def admit(request: Request, served: ServedModel) -> None:
         limiter.check(client_id(request.headers, request.client), served.name)
 
 
-def predict_rows(request: Request, served: ServedModel, rows: list[dict[str, Any]]) -> Any:
-    """``served.predict_rows`` through the app's prediction cache (when configured)."""
-    cache = request.app.state.cache
+def predict_rows(state: Any, served: ServedModel, rows: list[dict[str, Any]]) -> Any:
+    """``served.predict_rows`` through the app's prediction cache (when configured);
+    ``state`` is ``app.state``. Safe on any thread."""
+    cache = state.cache
     if cache is None:
         return served.predict_rows(rows)
     hits_before, misses_before = cache.hits, cache.misses
     result = served.predict_rows(rows, cache)
-    metrics = request.app.state.metrics
-    metrics.cache.labels(served.name, "hit").inc(cache.hits - hits_before)
-    metrics.cache.labels(served.name, "miss").inc(cache.misses - misses_before)
+    state.metrics.cache.labels(served.name, "hit").inc(cache.hits - hits_before)
+    state.metrics.cache.labels(served.name, "miss").inc(cache.misses - misses_before)
     return result
+
+
+def _predict_batch(state: Any, served: ServedModel, rows: list[dict[str, Any]]) -> Any:
+    state.metrics.batch_rows.labels(served.name, served.version).observe(len(rows))
+    return predict_rows(state, served, rows)
+
+
+async def run_model(request: Request, served: ServedModel, rows: list[dict[str, Any]]) -> Any:
+    """Validated rows → ``(labels, probabilities)``, however this server predicts them.
+
+    With micro-batching on, requests smaller than a batch join the model's next batch. Else,
+    batches of ``threadpool_rows`` or more run on a worker thread (the event loop keeps
+    serving), and small ones run inline: a thread hop costs more than a small model call.
+    """
+    state = request.app.state
+    batcher = state.batcher
+    if batcher is not None and len(rows) < batcher.max_rows:
+        return await batcher.predict(
+            (served.name, served.version), rows, partial(_predict_batch, state, served)
+        )
+    if len(rows) >= state.settings.threadpool_rows:
+        return await run_in_threadpool(predict_rows, state, served, rows)
+    return predict_rows(state, served, rows)
 
 
 def request_id(request: Request) -> str | None:

@@ -27,8 +27,8 @@ from course_pkg.serving.http import (
     json_response,
     parse_json,
     plain_error,
-    predict_rows,
     registry_of,
+    run_model,
     settings_of,
 )
 from course_pkg.serving.registry import ServedModel
@@ -298,7 +298,7 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
         rows = served.schema.validate_rows(
             _rows(parsed, binary, served), settings_of(request).max_rows
         )
-        labels, proba = predict_rows(request, served, rows)
+        labels, proba = await run_model(request, served, rows)
         request.app.state.metrics.rows.labels(served.name, served.version).inc(len(rows))
         return _respond(parsed, served, labels, proba)
 

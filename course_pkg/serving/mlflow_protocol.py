@@ -21,8 +21,8 @@ from course_pkg.serving.http import (
     json_response,
     media_type,
     parse_json,
-    predict_rows,
     registry_of,
+    run_model,
     settings_of,
 )
 from course_pkg.serving.payloads import csv_chunks, predict_frame, validate_csv
@@ -131,7 +131,7 @@ async def invocations(request: Request) -> Response:
             rows = served.schema.validate_rows(
                 _records_from_json(decoded, served), settings.max_rows
             )
-            labels = predict_rows(request, served, rows)[0].tolist()
+            labels = (await run_model(request, served, rows))[0].tolist()
         request.app.state.metrics.rows.labels(served.name, served.version).inc(len(labels))
         return json_response({"predictions": labels})
     except ApiError as error:

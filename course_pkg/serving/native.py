@@ -14,10 +14,10 @@ from course_pkg.serving.http import (
     admit,
     json_response,
     media_type,
-    predict_rows,
     read_json,
     registry_of,
     request_id,
+    run_model,
     settings_of,
     spool_body,
 )
@@ -115,10 +115,7 @@ def _answer(
 async def _predict_rows(request: Request, served: ServedModel, rows: Any) -> Response:
     settings = settings_of(request)
     valid = served.schema.validate_rows(rows, settings.max_rows)
-    if len(valid) >= settings.threadpool_rows:
-        labels, proba = await run_in_threadpool(predict_rows, request, served, valid)
-    else:
-        labels, proba = predict_rows(request, served, valid)
+    labels, proba = await run_model(request, served, valid)
     request.app.state.metrics.rows.labels(served.name, served.version).inc(len(valid))
     return _answer(request, served, labels, proba)
 

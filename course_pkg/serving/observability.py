@@ -62,6 +62,13 @@ class Metrics:
             ["model", "result"],
             registry=self.registry,
         )
+        self.batch_rows = Histogram(
+            "course_microbatch_rows",
+            "Rows per model call when micro-batching is on",
+            ["model", "version"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "course_model_info",
             "1 for each loaded model version",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,3 +39,14 @@ class ServerSettings(BaseSettings):
     rate_limit_burst: Annotated[int, Field(ge=1)] = 20
     cache_size: Annotated[int, Field(ge=0)] = 0  # rows; 0 = no prediction cache
     cache_ttl_s: Annotated[float, Field(gt=0)] = 300.0
+    # micro-batching (course_pkg.serving.batching): requests smaller than batch_max_rows are
+    # predicted together — those that queue while the model is busy, plus, when it is idle,
+    # those arriving within batch_max_wait_ms (0: the same event-loop turn). 0 rows = off.
+    batch_max_rows: Annotated[int, Field(ge=0)] = 0
+    batch_max_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 0.0
+
+    @model_validator(mode="after")
+    def _batch_size(self) -> ServerSettings:
+        if self.batch_max_rows == 1:
+            raise ValueError("batch_max_rows 1 batches nothing: use 0 (off) or at least 2")
+        return self

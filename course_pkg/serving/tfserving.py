@@ -24,9 +24,9 @@ from course_pkg.serving.http import (
     admit,
     json_response,
     plain_error,
-    predict_rows,
     read_json,
     registry_of,
+    run_model,
     settings_of,
 )
 from course_pkg.serving.registry import ServedModel
@@ -74,7 +74,7 @@ async def _predict(request: Request, name: str, version: str | None) -> Response
         admit(request, served)
         rows, layout = _rows(await read_json(request), served)
         valid = served.schema.validate_rows(rows, settings_of(request).max_rows)
-        labels, proba = predict_rows(request, served, valid)
+        labels, proba = await run_model(request, served, valid)
         request.app.state.metrics.rows.labels(served.name, served.version).inc(len(valid))
         if layout == "row":
             return json_response(
