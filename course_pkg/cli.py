@@ -219,6 +219,30 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+    from redis.exceptions import RedisError
+
+    from course_pkg.artifacts import ArtifactError
+    from course_pkg.artifacts.signing import load_public_key
+    from course_pkg.serving import ServerSettings
+    from course_pkg.serving.jobs import work
+
+    try:
+        settings = ServerSettings(**({"public_key": args.key} if args.key else {}))
+        work(
+            args.model_dirs,
+            args.redis_url or settings.redis_url or "redis://127.0.0.1:6379/0",
+            burst=args.burst,
+            public_key=load_public_key(settings.public_key) if settings.public_key else None,
+            require_signature=settings.require_signature,
+        )
+    except (ValidationError, ArtifactError, FileNotFoundError, RedisError) as error:
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _batch_score(args: argparse.Namespace) -> int:
     import datetime as dt
     import time
@@ -396,6 +420,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--key", type=Path, help="public key: refuse packages not signed with it")
     serve.set_defaults(func=_serve)
+
+    worker = sub.add_parser(
+        "worker", help="take prediction jobs off the Redis queue (POST /v1/jobs on the server)"
+    )
+    worker.add_argument("model_dirs", nargs="+", type=Path, help="the server's package dirs")
+    worker.add_argument(
+        "--redis-url", help="default: COURSE_SERVE_REDIS_URL, else redis://127.0.0.1:6379/0"
+    )
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.add_argument("--key", type=Path, help="public key: refuse packages not signed with it")
+    worker.set_defaults(func=_worker)
 
     batch = sub.add_parser("batch-score", help="score a big CSV/Parquet file in chunks")
     batch.add_argument("package", type=Path, help="an ONNX model package")

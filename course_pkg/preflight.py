@@ -188,6 +188,20 @@ def _docker() -> Row:
     return Row("Docker engine", PASS, f"engine {version} answers", required=False)
 
 
+def _redis() -> Row:
+    import shutil
+
+    binary = shutil.which("redis-server")
+    return Row(
+        "redis-server (job queue)",
+        PASS if binary else FAIL,
+        binary or "not installed",
+        "`sudo apt-get install redis-server` (notebook 05's job queue starts its own on "
+        "127.0.0.1)",
+        required=False,
+    )
+
+
 def _ports() -> Row:
     busy = [p for p in COURSE_PORTS if not port_is_free(p)]
     detail = ", ".join(f"{p} {'busy' if p in busy else 'free'}" for p in COURSE_PORTS)
@@ -219,6 +233,7 @@ ROWS: tuple[Callable[[], Row], ...] = (
     _kernel,
     _datasets,
     _docker,
+    _redis,
     _ports,
     _architecture,
 )

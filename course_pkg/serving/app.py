@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from course_pkg import __version__
-from course_pkg.serving import kserve, mlflow_protocol, native, tfserving
+from course_pkg.serving import jobs, kserve, mlflow_protocol, native, tfserving
 from course_pkg.serving.batching import MicroBatcher
 from course_pkg.serving.errors import ApiError, error_body
 from course_pkg.serving.http import BodyLimitMiddleware, json_response, request_id
@@ -153,6 +153,7 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.limiter = RateLimiter(settings.rate_limits, settings.rate_limit_burst)
+    app.state.jobs = jobs.job_queue(settings.redis_url) if settings.redis_url else None
     app.state.batcher = (
         MicroBatcher(settings.batch_max_rows, settings.batch_max_wait_ms / 1000)
         if settings.batch_max_rows
@@ -168,6 +169,7 @@ def create_app(
     app.include_router(native.predict_router(schema, example))
     app.include_router(mlflow_protocol.router)
     app.include_router(native.router)
+    app.include_router(jobs.router)
     app.include_router(kserve.router)
     app.include_router(tfserving.router)
 

@@ -25,7 +25,8 @@ def media_type(request: Request) -> str:
 class BodyLimitMiddleware:
     """413 for bodies over the limit: at once from Content-Length, or while streaming.
 
-    CSV and multipart uploads get ``max_csv_bytes``; everything else ``max_body_bytes``.
+    CSV and multipart uploads and job submissions get ``max_csv_bytes``; everything else
+    ``max_body_bytes``.
     """
 
     def __init__(self, app: Any, settings: ServerSettings) -> None:
@@ -38,7 +39,7 @@ class BodyLimitMiddleware:
             return
         headers = dict(scope.get("headers", []))
         content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
-        large = content_type.startswith(LARGE_BODY_TYPES)
+        large = content_type.startswith(LARGE_BODY_TYPES) or scope["path"] == "/v1/jobs"
         limit = self.settings.max_csv_bytes if large else self.settings.max_body_bytes
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:

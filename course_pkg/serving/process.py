@@ -74,8 +74,6 @@ class ServerProcess(Managed):
         self._final_output = ""
 
     def start(self) -> ServerProcess:
-        import httpx
-
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
         self.process = subprocess.Popen(
             self.command,
@@ -88,17 +86,27 @@ class ServerProcess(Managed):
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"server exited with {self.process.returncode}:\n{self.output()}"
+                    f"{self.what} exited with {self.process.returncode}:\n{self.output()}"
                 )
-            try:
-                status = httpx.get(self.url + self.ready_path, timeout=1.0).status_code
-                if status == 200 or self.ready_any_status:
-                    return self
-            except httpx.HTTPError:
-                pass
+            if self.is_ready():
+                return self
             time.sleep(0.1)
         self.stop()
-        raise TimeoutError(f"server not ready after {self.startup_timeout} s:\n{self.output()}")
+        raise TimeoutError(
+            f"{self.what} not ready after {self.startup_timeout} s:\n{self.output()}"
+        )
+
+    what = "server"
+
+    def is_ready(self) -> bool:
+        """One readiness probe: ``ready_path`` answers 200 (any status if ready_any_status)."""
+        import httpx
+
+        try:
+            status = httpx.get(self.url + self.ready_path, timeout=1.0).status_code
+        except httpx.HTTPError:
+            return False
+        return status == 200 or self.ready_any_status
 
     def output(self) -> str:
         """Everything the server printed (stdout and stderr), also after it stopped."""
@@ -130,3 +138,69 @@ class ServerProcess(Managed):
     def __repr__(self) -> str:
         state = "running" if self.process and self.process.poll() is None else "stopped"
         return f"ServerProcess({self.url}, {state})"
+
+
+class RedisServer(ServerProcess):
+    """A throwaway Redis (Debian's ``redis-server``) on 127.0.0.1: no persistence, no disk.
+
+    with RedisServer() as redis:
+        redis.url   # redis://127.0.0.1:PORT/0
+    """
+
+    what = "redis-server"
+
+    def __init__(self, *, port: int | None = None, startup_timeout: float = 20.0) -> None:
+        import shutil
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise FileNotFoundError(
+                "redis-server is not installed: sudo apt-get install redis-server"
+            )
+        port = port or free_port()
+        command = [binary, "--bind", "127.0.0.1", "--port", str(port), "--protected-mode", "yes"]
+        command += ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
+        super().__init__([], port=port, command=command, startup_timeout=startup_timeout)
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def is_ready(self) -> bool:
+        from redis import Redis
+        from redis.exceptions import RedisError
+
+        try:
+            with Redis(host="127.0.0.1", port=self.port, socket_timeout=1) as client:
+                return bool(client.ping())
+        except RedisError:
+            return False
+
+
+class WorkerProcess(ServerProcess):
+    """``course-pkg worker`` for the job queue; ready once it has loaded the models and
+    registered with Redis. SIGTERM is a warm shutdown: the running job finishes first."""
+
+    what = "worker"
+
+    def __init__(
+        self,
+        model_dirs: Sequence[str | Path],
+        redis_url: str,
+        *,
+        env: dict[str, str] | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        command = [sys.executable, "-m", "course_pkg", "worker", *map(str, model_dirs)]
+        command += ["--redis-url", redis_url]
+        super().__init__([], port=0, command=command, env=env, startup_timeout=startup_timeout)
+        self.url = redis_url
+
+    def is_ready(self) -> bool:
+        from redis import Redis
+        from redis.exceptions import RedisError
+        from rq import Worker
+
+        assert self.process is not None
+        try:
+            with Redis.from_url(self.url, socket_timeout=1) as client:
+                return any(w.pid == self.process.pid for w in Worker.all(connection=client))
+        except RedisError:
+            return False

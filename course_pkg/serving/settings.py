@@ -44,6 +44,11 @@ class ServerSettings(BaseSettings):
     # those arriving within batch_max_wait_ms (0: the same event-loop turn). 0 rows = off.
     batch_max_rows: Annotated[int, Field(ge=0)] = 0
     batch_max_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 0.0
+    # asynchronous jobs (course_pkg.serving.jobs): off unless a Redis URL is given
+    redis_url: str | None = None  # e.g. redis://127.0.0.1:6379/0
+    job_max_rows: Annotated[int, Field(ge=1)] = 1_000_000
+    job_timeout_s: Annotated[int, Field(ge=1)] = 600  # a running job is stopped after this
+    job_result_ttl_s: Annotated[int, Field(ge=1)] = 86_400  # results kept this long
 
     @model_validator(mode="after")
     def _batch_size(self) -> ServerSettings:

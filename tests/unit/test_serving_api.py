@@ -535,3 +535,13 @@ def test_malformed_protocol_bodies_are_4xx_never_5xx(
         path, content=body, headers={"content-type": "application/json", **headers}
     )
     assert 400 <= response.status_code < 500, (path, body, response.status_code, response.text)
+
+
+def test_jobs_are_off_without_redis_and_say_how_to_turn_them_on(client: TestClient) -> None:
+    for response in (
+        client.post("/v1/jobs", json={"model": "churn", "records": []}),
+        client.get("/v1/jobs/some-id"),
+    ):
+        assert response.status_code == 404
+        error = response.json()["error"]
+        assert error["code"] == "jobs_disabled" and "COURSE_SERVE_REDIS_URL" in error["message"]
