@@ -168,8 +168,29 @@ def _datasets() -> Row:
     )
 
 
+def _docker_socket_problem() -> str | None:
+    """Why the engine's Unix socket refuses a connection, or None. Probed by hand because
+    docker-py leaks the socket of a failed connect (a ResourceWarning in every caller)."""
+    import socket
+
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        return None
+    path = host.removeprefix("unix://")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2)
+        try:
+            probe.connect(path)
+        except OSError as error:
+            return f"{path}: {error.strerror or type(error).__name__}"
+    return None
+
+
 def _docker() -> Row:
     try:
+        problem = _docker_socket_problem()
+        if problem:
+            raise ConnectionError(problem)
         import docker
 
         client = docker.from_env(timeout=5)
