@@ -217,8 +217,7 @@ def _redis() -> Row:
         "redis-server (job queue)",
         PASS if binary else FAIL,
         binary or "not installed",
-        "`sudo apt-get install redis-server` (notebook 05's job queue starts its own on "
-        "127.0.0.1)",
+        "`sudo apt-get install redis-server` (notebook 05's job queue starts its own on 127.0.0.1)",
         required=False,
     )
 
