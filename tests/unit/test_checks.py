@@ -143,6 +143,46 @@ CMD ["uvicorn", "app:app", "--host", "0.0.0.0", "--port", "8000"]
 """
 
 
+def score_in_chunks(predictor: Any, csv_path: Path, out_path: Path, chunk_rows: int) -> int:
+    import pandas as pd
+
+    rows = 0
+    with open(out_path, "w", newline="") as out:
+        for number, chunk in enumerate(pd.read_csv(csv_path, chunksize=chunk_rows)):
+            labels, proba = predictor.predict_both(chunk)
+            chunk["prediction"], chunk["probability"] = labels, proba[:, 1]
+            chunk.to_csv(out, index=False, header=number == 0)
+            rows += len(chunk)
+    return rows
+
+
+class Bucket:
+    def __init__(self, rate: float, burst: int, now: float = 0.0) -> None:
+        self.rate, self.burst, self.tokens, self.updated = rate, burst, float(burst), now
+
+    def allow(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+def cache_key(model: str, version: str, row: dict[str, Any]) -> str:
+    import json
+
+    normal = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in row.items()}
+    return hashlib.sha256(json.dumps([model, version, normal], sort_keys=True).encode()).hexdigest()
+
+
+def latency_percentiles(values: list[float]) -> dict[str, float]:
+    import math
+
+    ordered = sorted(values)
+    return {f"p{q}": ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1] for q in (50, 95, 99)}
+
+
 REFERENCE = {
     "00.sha256_file": reference_sha256,
     "00.parse_lock": preflight.parse_lock,
@@ -164,6 +204,10 @@ REFERENCE = {
     "04.predict_endpoint": make_app,
     "04.csv_endpoint": make_csv_app,
     "04.flask_app": make_flask_app,
+    "05.chunked_scorer": score_in_chunks,
+    "05.token_bucket": Bucket,
+    "05.cache_key": cache_key,
+    "05.percentiles": latency_percentiles,
     "06.write_dockerfile": lambda: (
         'FROM model-server:dev\nCOPY digits/ /models/digits/\nCMD ["/models/digits"]\n'
     ),
@@ -288,3 +332,57 @@ def test_find_malicious_that_loads_files_is_caught() -> None:
 
     result = check("02.find_malicious", loads_everything, quiet=True)
     assert not result.passed and "ran a payload" in result.message
+
+
+def test_batch_and_realtime_mistakes_get_specific_hints() -> None:
+    import pandas as pd
+
+    def whole_file(predictor: Any, csv_path: Path, out_path: Path, chunk_rows: int) -> int:
+        table = pd.read_csv(csv_path)
+        labels, proba = predictor.predict_both(table)
+        table["prediction"], table["probability"] = labels, proba[:, 1]
+        table.to_csv(out_path, index=False)
+        return len(table)
+
+    assert (
+        "no model call may get more" in check("05.chunked_scorer", whole_file, quiet=True).message
+    )
+
+    def header_every_chunk(predictor: Any, csv_path: Path, out_path: Path, chunk_rows: int) -> int:
+        rows = 0
+        with open(out_path, "w") as out:
+            for chunk in pd.read_csv(csv_path, chunksize=chunk_rows):
+                labels, proba = predictor.predict_both(chunk)
+                chunk["prediction"], chunk["probability"] = labels, proba[:, 1]
+                chunk.to_csv(out, index=False)
+                rows += len(chunk)
+        return rows
+
+    assert "header" in check("05.chunked_scorer", header_every_chunk, quiet=True).message
+
+    class Uncapped(Bucket):
+        def allow(self, now: float) -> bool:
+            self.tokens += (now - self.updated) * self.rate
+            self.updated = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return True
+            return False
+
+    assert "never above burst" in check("05.token_bucket", Uncapped, quiet=True).message
+    naive = check("05.cache_key", lambda model, version, row: str(row), quiet=True)
+    assert "another order" in naive.message
+    unversioned = check("05.cache_key", lambda m, v, row: cache_key(m, "", row), quiet=True)
+    assert "another model version" in unversioned.message
+    interpolated = check(
+        "05.percentiles",
+        lambda values: {f"p{q}": float(np.percentile(values, q)) for q in (50, 95, 99)},
+        quiet=True,
+    )
+    assert "nearest rank" in interpolated.message
+
+    def sorts_in_place(values: list[float]) -> dict[str, float]:
+        values.sort()
+        return latency_percentiles(values)
+
+    assert "copy" in check("05.percentiles", sorts_in_place, quiet=True).message
