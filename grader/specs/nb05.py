@@ -82,7 +82,7 @@ def _percentiles_expected() -> list[dict[str, float]]:
 
 ASSIGNMENT = Assignment(
     id="05",
-    notebook="05_batch_realtime.ipynb",
+    notebook="05_batch_vs_realtime.ipynb",
     title="Batch vs real time",
     questions=(
         Question(
