@@ -134,7 +134,12 @@ class PrometheusServer(ServerProcess):
         import httpx
 
         end = time.time()
-        params = {"query": promql, "start": end - seconds, "end": end, "step": step_s}
+        params: dict[str, str | float] = {
+            "query": promql,
+            "start": end - seconds,
+            "end": end,
+            "step": step_s,
+        }
         body = httpx.get(f"{self.url}/api/v1/query_range", params=params, timeout=10).json()
         if body.get("status") != "success":
             raise ValueError(f"{promql}: {body.get('errorType')}: {body.get('error')}")
