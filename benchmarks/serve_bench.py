@@ -19,7 +19,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,26 +29,14 @@ PIN_SERVER, PIN_CLIENT = "1", "0"
 
 def build_models(work: Path) -> tuple[Path, Path, dict[str, Any], dict[str, Any]]:
     """(our package, MLflow model dir, one record, the same as dataframe_split)."""
-    from course_pkg.artifacts import load_package
+    from course_pkg.servers.mlflow_serve import save_churn_mlflow
     from course_pkg.training import package_churn, train_churn
 
     package = package_churn(work / "churn").path
-    pipeline, _ = load_package(package, file="model.skops")
-    x = train_churn().x_test.head(5)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import mlflow.sklearn
-        from mlflow.models import infer_signature
-
-        mlflow.sklearn.save_model(
-            pipeline,
-            str(work / "mlflow-churn"),
-            signature=infer_signature(x, pipeline.predict(x)),
-            input_example=x.head(2),
-        )
-    record = json.loads(x.head(1).to_json(orient="records"))[0]
+    mlflow_dir = save_churn_mlflow(work / "mlflow-churn", package)
+    record = json.loads(train_churn().x_test.head(1).to_json(orient="records"))[0]
     split = {"dataframe_split": {"columns": list(record), "data": [list(record.values())]}}
-    return package, work / "mlflow-churn", {"records": [record]}, split
+    return package, mlflow_dir, {"records": [record]}, split
 
 
 def wrk(
@@ -109,6 +96,7 @@ def serve_command(package: Path, port: int) -> list[str]:
 
 
 def main() -> None:
+    from course_pkg.servers.mlflow_serve import MlflowServer
     from course_pkg.serving.process import ServerProcess, free_port
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -132,26 +120,10 @@ def main() -> None:
         return start
 
     ours = pinned(lambda port: serve_command(package, port))
-    mlflow = pinned(
-        lambda port: [
-            str(bin_dir / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            str(mlflow_dir),
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-w",
-            "1",
-        ],
-        env={**env, "MLFLOW_DISABLE_TELEMETRY": "true"},
-        ready_path="/ping",
-        startup_timeout=120,
-    )
+
+    def mlflow() -> ServerProcess:
+        return MlflowServer(mlflow_dir, command_prefix=["taskset", "-c", PIN_SERVER])
+
     floor = pinned(
         lambda port: [
             sys.executable,

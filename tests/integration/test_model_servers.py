@@ -1,0 +1,126 @@
+"""Other model servers, run for real on 127.0.0.1: MLflow serve, TorchServe, TensorFlow."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from course_pkg.servers.mlflow_serve import MlflowServer, save_churn_mlflow
+from course_pkg.serving.process import ServerProcess
+from course_pkg.training import train_churn
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return train_churn().x_test.head(8)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(
+    model_packages: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MlflowServer]:
+    model_dir = save_churn_mlflow(
+        tmp_path_factory.mktemp("mlflow") / "churn", model_packages["churn"]
+    )
+    assert (model_dir / "MLmodel").is_file()
+    with MlflowServer(model_dir) as server:
+        yield server
+
+
+def test_mlflow_serve_answers_every_format_like_our_server(
+    mlflow_server: MlflowServer, model_packages: dict[str, Path], frame: pd.DataFrame
+) -> None:
+    records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
+    split = json.loads(frame.to_json(orient="split", index=False))
+    bodies = {
+        "dataframe_split": {"dataframe_split": split},
+        "dataframe_records": {"dataframe_records": records},
+        "instances": {"instances": records},
+        "inputs": {"inputs": {column: frame[column].tolist() for column in frame.columns}},
+    }
+    url = f"{mlflow_server.url}/invocations"
+    answers = {name: httpx.post(url, json=body, timeout=30) for name, body in bodies.items()}
+    answers["text/csv"] = httpx.post(
+        url,
+        content=frame.to_csv(index=False),
+        headers={"content-type": "text/csv"},
+        timeout=30,
+    )
+    for name, answer in answers.items():
+        assert answer.status_code == 200, (name, answer.text)
+    labels = {name: answer.json()["predictions"] for name, answer in answers.items()}
+    assert len({json.dumps(v) for v in labels.values()}) == 1, labels
+    with ServerProcess([model_packages["churn"]]) as ours:
+        mine = httpx.post(f"{ours.url}/invocations", json=bodies["dataframe_split"]).json()
+    assert mine["predictions"] == labels["dataframe_split"]
+
+
+def test_mlflow_serve_error_shape(mlflow_server: MlflowServer, frame: pd.DataFrame) -> None:
+    url = f"{mlflow_server.url}/invocations"
+    wrong_key = httpx.post(url, json={"rows": []}, timeout=30)
+    assert wrong_key.status_code == 400
+    assert wrong_key.json()["error_code"] == "BAD_REQUEST"
+    assert "dataframe_split" in wrong_key.json()["message"]
+    xml = httpx.post(url, content=b"<x/>", headers={"content-type": "application/xml"})
+    assert xml.status_code == 415
+    assert httpx.get(f"{mlflow_server.url}/ping").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def torchserve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    import shutil
+
+    from course_pkg.servers.torchserve import TorchServeServer, archive_digits
+
+    if shutil.which("java") is None:  # the machine image ships Java 17 (FIELD-NOTES)
+        pytest.fail("TorchServe needs Java 11+ and none is installed")
+    store = tmp_path_factory.mktemp("model-store")
+    archive_digits(store, version="1.0", seed=7)
+    archive_digits(store, version="2.0", seed=8)
+    with TorchServeServer(store, ["digits.mar"]) as server:
+        yield server
+    assert not list(server.workdir.glob("*")), "the temporary directory was not removed"
+
+
+def test_torchserve_serves_versions_and_metrics(torchserve: Any) -> None:
+    from course_pkg.datasets.digits import image_to_features, load_digit_images
+
+    images = load_digit_images()[:20]
+    bodies = [{"pixels": image_to_features(image.path)[0].tolist()} for image in images]
+    first = [torchserve.predict("digits", body) for body in bodies]
+    accuracy = sum(p["label"] == image.label for p, image in zip(first, images, strict=True))
+    assert accuracy >= 17, accuracy  # a real model, not a constant
+    assert all(abs(sum(p["probabilities"]) - 1) < 1e-4 for p in first)
+
+    registered = torchserve.register("digits_v2.mar")
+    assert "Version: 2.0 registered" in registered["status"]
+    torchserve.set_default("digits", "2.0")
+    assert {m["modelVersion"] for m in torchserve.describe("digits")} == {"1.0", "2.0"}
+    assert torchserve.default_version("digits") == "2.0"
+    assert torchserve.predict("digits", bodies[0]) == torchserve.predict(
+        "digits", bodies[0], version="2.0"
+    )
+    assert torchserve.predict("digits", bodies[0], version="1.0") == first[0]
+    torchserve.scale("digits", 2, version="2.0")
+    described = {m["modelVersion"]: m for m in torchserve.describe("digits")}
+    assert len(described["2.0"]["workers"]) == 2
+
+    metrics = torchserve.metrics()
+    counted = [
+        line for line in metrics.splitlines() if line.startswith("ts_inference_requests_total")
+    ]
+    assert any('model_version="1.0"' in line for line in counted), counted
+
+
+def test_torchserve_refuses_bad_input_without_dying(torchserve: Any) -> None:
+    bad = httpx.post(f"{torchserve.url}/predictions/digits", json={"pixels": [1, 2, 3]})
+    assert bad.status_code >= 400  # the handler's ValueError; TorchServe answers an error
+    missing = httpx.post(f"{torchserve.url}/predictions/nope", json={"pixels": []})
+    assert missing.status_code == 404
+    assert httpx.get(f"{torchserve.url}/ping").json()["status"] == "Healthy"
