@@ -124,3 +124,51 @@ def test_torchserve_refuses_bad_input_without_dying(torchserve: Any) -> None:
     missing = httpx.post(f"{torchserve.url}/predictions/nope", json={"pixels": []})
     assert missing.status_code == 404
     assert httpx.get(f"{torchserve.url}/ping").json()["status"] == "Healthy"
+
+
+def test_savedmodel_behind_tf_serving_rest_and_the_same_request_on_our_server(
+    model_packages: dict[str, Path], tmp_path: Path
+) -> None:
+    from course_pkg.artifacts.deep import saved_model_signatures
+    from course_pkg.datasets.digits import image_to_features, load_digit_images
+    from course_pkg.servers.tensorflow import (
+        TFServingProcess,
+        export_digits_savedmodel,
+        tf_serving_docker_command,
+    )
+
+    saved = export_digits_savedmodel(tmp_path / "digits_savedmodel")
+    signature = saved_model_signatures(saved)["serving_default"]
+    assert signature["inputs"] == {"pixels": ("float32", [None, 64])}
+    command = tf_serving_docker_command(saved, "digits")
+    assert f"{saved}:/models/digits/1:ro" in command and "127.0.0.1:8501:8501" in command
+
+    images = load_digit_images()[:20]
+    request = {"instances": [image_to_features(i.path)[0].tolist() for i in images]}
+    with TFServingProcess(saved, "digits") as tf_rest:
+        status = httpx.get(f"{tf_rest.url}/v1/models/digits").json()
+        assert status["model_version_status"][0]["state"] == "AVAILABLE"
+        meta = httpx.get(f"{tf_rest.url}/v1/models/digits/metadata").json()
+        inputs = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"]
+        assert inputs["pixels"]["dtype"] == "DT_FLOAT"
+        answer = httpx.post(f"{tf_rest.url}/v1/models/digits:predict", json=request)
+        pinned = httpx.post(f"{tf_rest.url}/v1/models/digits/versions/1:predict", json=request)
+        columnar = httpx.post(
+            f"{tf_rest.url}/v1/models/digits:predict",
+            json={"inputs": {"pixels": request["instances"][:2]}},
+        )
+        bad = httpx.post(f"{tf_rest.url}/v1/models/digits:predict", json={"instances": [[1, 2]]})
+        unknown = httpx.post(f"{tf_rest.url}/v1/models/nope:predict", json=request)
+    tf_labels = [max(range(10), key=row.__getitem__) for row in answer.json()["predictions"]]
+    assert sum(p == i.label for p, i in zip(tf_labels, images, strict=True)) >= 18
+    assert pinned.json() == answer.json()
+    assert columnar.json()["outputs"] == answer.json()["predictions"][:2]
+    assert bad.status_code == 400 and "shape [batch, 64]" in bad.json()["error"]
+    assert unknown.status_code == 404
+    assert unknown.json() == {"error": "Servable not found for request: Latest(nope)"}
+
+    # the same request, unchanged, against the reference server's TF Serving route (ONNX)
+    with ServerProcess([model_packages["digits"]]) as ours:
+        mine = httpx.post(f"{ours.url}/v1/models/digits:predict", json=request).json()
+    our_labels = [p["label"] for p in mine["predictions"]]
+    assert sum(p == i.label for p, i in zip(our_labels, images, strict=True)) >= 18
