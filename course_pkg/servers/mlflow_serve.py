@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +69,11 @@ class MlflowServer(ServerProcess):
         workers: int = 1,
         env: dict[str, str] | None = None,
         startup_timeout: float = 120.0,
-        command_prefix: list[str] | None = None,
+        command_prefix: Sequence[str] = (),
     ) -> None:
         port = port or free_port()
         bin_dir = Path(sys.executable).parent
         command = [
-            *(command_prefix or []),
             str(bin_dir / "mlflow"),
             *("models", "serve", "-m", str(model_dir), "--env-manager", "local"),
             *("-h", "127.0.0.1", "-p", str(port), "-w", str(workers)),
@@ -90,4 +90,5 @@ class MlflowServer(ServerProcess):
             env=environment,
             ready_path="/ping",
             startup_timeout=startup_timeout,
+            command_prefix=command_prefix,
         )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,7 @@ class TFServingProcess(ServerProcess):
         *,
         port: int | None = None,
         startup_timeout: float = 90.0,
+        command_prefix: Sequence[str] = (),
     ) -> None:
         port = port or free_port()
         command = [
@@ -233,4 +235,5 @@ class TFServingProcess(ServerProcess):
             env=env,
             ready_path=f"/v1/models/{name}",
             startup_timeout=startup_timeout,
+            command_prefix=command_prefix,
         )

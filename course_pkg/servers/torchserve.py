@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,7 @@ class TorchServeServer(ServerProcess):
         *,
         workers: int = 1,
         startup_timeout: float = 120.0,
+        command_prefix: Sequence[str] = (),
     ) -> None:
         if shutil.which("java") is None:
             raise FileNotFoundError(

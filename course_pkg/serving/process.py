@@ -42,6 +42,7 @@ class ServerProcess(Managed):
         ready_path: str = "/health/ready",
         ready_any_status: bool = False,
         startup_timeout: float = 60.0,
+        command_prefix: Sequence[str] = (),
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -64,6 +65,7 @@ class ServerProcess(Managed):
                 "warning",
             ]
         )
+        self.command[0:0] = list(command_prefix)  # e.g. ["taskset", "-c", "1"] for benchmarks
         self.env = {**os.environ, **(env or {})}
         self.ready_path = ready_path
         self.ready_any_status = ready_any_status  # for apps without a health route
