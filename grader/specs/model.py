@@ -35,6 +35,23 @@ def fraction_equal(got: Any, expected: list[Any]) -> Outcome:
     return Outcome(right / len(expected), f"{right} of {len(expected)} cases right")
 
 
+def keys_equal(got: Any, expected: dict[str, Any]) -> Outcome:
+    """Partial credit per key of a probe's dict; feedback names the keys that differ."""
+    if not isinstance(got, dict):
+        return Outcome(0.0, "the probe got no result")
+    wrong = [key for key, value in expected.items() if got.get(key) != value]
+    right = len(expected) - len(wrong)
+    feedback = (
+        "all right" if not wrong else "not yet: " + ", ".join(k.replace("_", " ") for k in wrong)
+    )
+    return Outcome(right / len(expected), feedback)
+
+
+def all_true(got: Any, expected: list[str]) -> Outcome:
+    """Partial credit per property: ``expected`` names the keys that must be ``True``."""
+    return keys_equal(got, dict.fromkeys(expected, True))
+
+
 @dataclass(frozen=True)
 class Question:
     id: str

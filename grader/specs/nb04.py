@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from grader.specs.model import Assignment, Outcome, Question, fraction_equal
+from grader.specs.model import Assignment, Question, fraction_equal, keys_equal
 
 SCHEMA_PROBE = """
 def probe():
@@ -44,17 +42,6 @@ def _schema_expected() -> list[bool]:
     return [ok for _, _, ok in SCHEMA_CASES]
 
 
-def _keys_equal(got: Any, expected: dict[str, Any]) -> Outcome:
-    if not isinstance(got, dict):
-        return Outcome(0.0, "the probe got no result")
-    wrong = [key for key, value in expected.items() if got.get(key) != value]
-    right = len(expected) - len(wrong)
-    feedback = (
-        "all right" if not wrong else "not yet: " + ", ".join(k.replace("_", " ") for k in wrong)
-    )
-    return Outcome(right / len(expected), feedback)
-
-
 ASSIGNMENT = Assignment(
     id="04",
     notebook="04_fastapi_server.ipynb",
@@ -80,7 +67,7 @@ ASSIGNMENT = Assignment(
                 "labels": _labels(),
                 "probabilities_sum_to_1": True,
             },
-            _keys_equal,
+            keys_equal,
             hint="declare the body with a pydantic model",
         ),
         Question(
@@ -89,7 +76,7 @@ ASSIGNMENT = Assignment(
             "Add the CSV endpoint",
             CSV_PROBE,
             lambda: {"csv_status": 200, "csv_labels": _labels(), "csv_has_probability": True},
-            _keys_equal,
+            keys_equal,
             hint="read the body, append prediction and probability_1",
         ),
         Question(
@@ -103,7 +90,7 @@ ASSIGNMENT = Assignment(
                 "labels": _labels(),
                 "bad_names_field": True,
             },
-            _keys_equal,
+            keys_equal,
             hint="validate yourself; 422 naming the field",
         ),
     ),

@@ -6,7 +6,7 @@ import contextlib
 import math
 from typing import Any
 
-from grader.specs.model import Assignment, Outcome, Question, fraction_equal
+from grader.specs.model import Assignment, Outcome, Question, all_true, fraction_equal
 
 SCORER_PROBE = """
 def probe():
@@ -31,19 +31,6 @@ def probe():
     from course_pkg.checks.nb05 import probe_percentiles
     return probe_percentiles(latency_percentiles)
 """
-
-
-def _all_true(got: Any, expected: list[str]) -> Outcome:
-    """Partial credit per property; feedback names the properties that fail."""
-    if not isinstance(got, dict):
-        return Outcome(0.0, "the probe got no result")
-    failing = [name for name in expected if got.get(name) is not True]
-    feedback = (
-        "all right"
-        if not failing
-        else "not yet: " + ", ".join(name.replace("_", " ") for name in failing)
-    )
-    return Outcome((len(expected) - len(failing)) / len(expected), feedback)
 
 
 def _percentiles_close(got: Any, expected: list[dict[str, float]]) -> Outcome:
@@ -91,7 +78,7 @@ ASSIGNMENT = Assignment(
             "A chunked batch scorer",
             SCORER_PROBE,
             _scorer_properties,
-            _all_true,
+            all_true,
             hint="read with chunksize, write each chunk, header once",
         ),
         Question(

@@ -8,9 +8,7 @@ the sandbox (docs/GRADING.md).
 
 from __future__ import annotations
 
-from typing import Any
-
-from grader.specs.model import Assignment, Outcome, Question
+from grader.specs.model import Assignment, Question, all_true
 
 WRITE_PROBE = """
 def probe():
@@ -34,15 +32,6 @@ def probe():
             results[f"{version}:{key}"] = ok
     return results
 """
-
-
-def _all_true(got: Any, expected: list[str]) -> Outcome:
-    if not isinstance(got, dict):
-        return Outcome(0.0, "the probe got no result")
-    missing = [key for key in expected if got.get(key) is not True]
-    right = len(expected) - len(missing)
-    feedback = "all right" if not missing else "not yet: " + ", ".join(missing)
-    return Outcome(right / len(expected), feedback.replace("_", " "))
 
 
 def _tag_keys() -> list[str]:
@@ -69,7 +58,7 @@ ASSIGNMENT = Assignment(
                 "serves_it",
                 "stays_non_root",
             ],
-            _all_true,
+            all_true,
             hint="FROM model-server:dev; COPY to /models/digits; exec-form CMD",
         ),
         Question(
@@ -84,7 +73,7 @@ ASSIGNMENT = Assignment(
                 "exec_form_start",
                 "no_pip_cache",
             ],
-            _all_true,
+            all_true,
             hint="USER, HEALTHCHECK, requirements first, exec form, --no-cache-dir",
         ),
         Question(
@@ -93,7 +82,7 @@ ASSIGNMENT = Assignment(
             "Choose tags",
             TAGS_PROBE,
             _tag_keys,
-            _all_true,
+            all_true,
             hint="sha and model always; semver and latest only on release",
         ),
     ),

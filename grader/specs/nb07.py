@@ -1,0 +1,111 @@
+"""Hidden grading spec for notebook 07 (model servers and monitoring).
+
+The probes need neither Java nor Prometheus (neither is in the grading image): see
+course_pkg.checks.nb07 for how each answer is exercised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grader.specs.model import Assignment, Question, all_true, fraction_equal, keys_equal
+
+HANDLER_PROBE = """
+def probe():
+    from course_pkg.checks.nb07 import probe_handler
+    return probe_handler(DigitsHandler)
+"""
+
+ROLLOUT_PROBE = """
+def probe():
+    from course_pkg.checks.nb07 import probe_rollout
+    return probe_rollout(plan_rollout)
+"""
+
+PROMQL_PROBE = """
+def probe():
+    from course_pkg.checks.nb07 import promql_verdicts
+    return promql_verdicts(p99_query("model-server", "1m"), "model-server", "1m")
+"""
+
+SPLIT_PROBE = """
+def probe():
+    from course_pkg.checks.nb07 import probe_split
+    return probe_split(to_dataframe_split)
+"""
+
+
+def _handler_expected() -> dict[str, Any]:
+    from course_pkg.checks.nb07 import handler_expected
+
+    return {
+        "count": 4,
+        "labels": handler_expected(),
+        "sums_to_1": True,
+        "refuses_short_input": True,
+    }
+
+
+def _rollout_expected() -> list[bool]:
+    from course_pkg.checks.nb07 import ROLLOUT_CASES
+
+    return [True] * len(ROLLOUT_CASES)
+
+
+def _promql_properties() -> list[str]:
+    from course_pkg.checks.nb07 import PROMQL_HINTS
+
+    return list(PROMQL_HINTS)
+
+
+def _split_expected() -> dict[str, Any]:
+    from course_pkg.checks.nb07 import split_expected
+
+    return split_expected()
+
+
+ASSIGNMENT = Assignment(
+    id="07",
+    notebook="07_model_servers.ipynb",
+    title="Model servers and monitoring",
+    questions=(
+        Question(
+            "torchserve_handler",
+            3,
+            "A TorchServe handler",
+            HANDLER_PROBE,
+            _handler_expected,
+            keys_equal,
+            hint="parse bytes or dicts, stack float32, softmax, one answer per request",
+        ),
+        Question(
+            "rollout_plan",
+            2,
+            "Roll out a version through the management API",
+            ROLLOUT_PROBE,
+            _rollout_expected,
+            fraction_equal,
+            hint="POST /models, PUT set-default, PUT scale",
+        ),
+        Question(
+            "p99_promql",
+            3,
+            "PromQL for p99 latency",
+            PROMQL_PROBE,
+            _promql_properties,
+            all_true,
+            hint="histogram_quantile(0.99, sum by (le) (rate(buckets[window])))",
+        ),
+        Question(
+            "mlflow_split",
+            2,
+            "MLflow's split format",
+            SPLIT_PROBE,
+            _split_expected,
+            keys_equal,
+            hint='{"dataframe_split": {"columns": [...], "data": [[...]]}}',
+        ),
+    ),
+    cell_timeout=300,
+    wall_timeout=900,
+)
