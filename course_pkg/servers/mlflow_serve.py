@@ -52,8 +52,19 @@ def save_churn_mlflow(out_dir: Path, package_dir: Path | None = None) -> Path:
             str(out_dir),
             signature=infer_signature(example, pipeline.predict(example)),
             input_example=example.head(2),
+            # pinned from this environment instead of MLflow's import sniffing (slower, and it
+            # picks up unrelated packages such as torch)
+            pip_requirements=model_requirements(),
         )
     return out_dir
+
+
+def model_requirements() -> list[str]:
+    """What the saved model needs to load, pinned to the versions that saved it."""
+    from importlib.metadata import version
+
+    names = ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy")
+    return [f"{name}=={version(name)}" for name in names]
 
 
 class MlflowServer(ServerProcess):

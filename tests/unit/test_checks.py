@@ -183,6 +183,54 @@ def latency_percentiles(values: list[float]) -> dict[str, float]:
     return {f"p{q}": ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1] for q in (50, 95, 99)}
 
 
+def to_dataframe_split(frame: Any) -> dict[str, Any]:
+    import json
+
+    return {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
+
+
+def plan_rollout(name: str, archive: str, version: str, workers: int) -> list[Any]:
+    scale = {"min_worker": workers, "max_worker": workers, "synchronous": "true"}
+    return [
+        ("POST", "/models", {"url": archive, "initial_workers": workers, "synchronous": "true"}),
+        ("PUT", f"/models/{name}/{version}/set-default", {}),
+        ("PUT", f"/models/{name}/{version}", scale),
+    ]
+
+
+def p99_query(job: str, window: str) -> str:
+    buckets = f'rate(course_request_duration_seconds_bucket{{job="{job}"}}[{window}])'
+    return f"histogram_quantile(0.99, sum by (le) ({buckets}))"
+
+
+def digits_handler() -> type:
+    import json
+
+    import torch
+    from ts.torch_handler.base_handler import BaseHandler
+
+    class DigitsHandler(BaseHandler):  # type: ignore[misc]
+        def preprocess(self, requests: list[dict[str, Any]]) -> Any:
+            rows = []
+            for request in requests:
+                body = request.get("body") or request.get("data")
+                if isinstance(body, (bytes, bytearray)):
+                    body = json.loads(body)
+                if len(body["pixels"]) != 64:
+                    raise ValueError("expected 64 pixels")
+                rows.append(body["pixels"])
+            return torch.tensor(rows, dtype=torch.float32)
+
+        def inference(self, data: Any, *args: Any, **kwargs: Any) -> Any:
+            with torch.inference_mode():
+                return torch.softmax(self.model(data), dim=1)
+
+        def postprocess(self, probabilities: Any) -> list[dict[str, Any]]:
+            return [{"label": int(p.argmax()), "probabilities": p.tolist()} for p in probabilities]
+
+    return DigitsHandler
+
+
 REFERENCE = {
     "00.sha256_file": reference_sha256,
     "00.parse_lock": preflight.parse_lock,
@@ -208,6 +256,10 @@ REFERENCE = {
     "05.token_bucket": Bucket,
     "05.cache_key": cache_key,
     "05.percentiles": latency_percentiles,
+    "07.torchserve_handler": digits_handler(),
+    "07.rollout_plan": plan_rollout,
+    "07.p99_promql": p99_query,
+    "07.mlflow_split": to_dataframe_split,
     "06.write_dockerfile": lambda: (
         'FROM model-server:dev\nCOPY digits/ /models/digits/\nCMD ["/models/digits"]\n'
     ),
@@ -386,3 +438,33 @@ def test_batch_and_realtime_mistakes_get_specific_hints() -> None:
         return latency_percentiles(values)
 
     assert "copy" in check("05.percentiles", sorts_in_place, quiet=True).message
+
+
+def test_model_server_mistakes_get_specific_hints() -> None:
+    unsummed = check(
+        "07.p99_promql",
+        lambda job, window: (
+            f'histogram_quantile(0.99, rate(course_request_duration_seconds_bucket{{job="{job}"}}'
+            f"[{window}]))"
+        ),
+        quiet=True,
+    )
+    assert "sum by (le)" in unsummed.message
+    median = check("07.p99_promql", lambda j, w: p99_query(j, w).replace("0.99", "0.5"), quiet=True)
+    assert "histogram_quantile(0.99" in median.message
+    swapped = check(
+        "07.rollout_plan", lambda *case: list(reversed(plan_rollout(*case))), quiet=True
+    )
+    assert "step 1 (register)" in swapped.message
+    numpy_values = check(
+        "07.mlflow_split",
+        lambda frame: {"dataframe_split": {"columns": list(frame.columns), "data": frame.values}},
+        quiet=True,
+    )
+    assert "JSON-serialisable" in numpy_values.message
+
+    class NoBatches(digits_handler()):  # type: ignore[misc]
+        def postprocess(self, probabilities: Any) -> list[dict[str, Any]]:
+            return super().postprocess(probabilities)[:1]  # type: ignore[no-any-return]
+
+    assert "one output per request" in check("07.torchserve_handler", NoBatches, quiet=True).message
