@@ -192,10 +192,10 @@ async def submit(request: Request) -> Response:
     version = body.get("version")
     served = registry_of(request).get(body["model"], None if version is None else str(version))
     admit(request, served)
-    rows = await run_in_threadpool(
-        served.schema.validate_rows, body.get("records"), settings_of(request).job_max_rows
-    )
     settings = settings_of(request)
+    rows = await run_in_threadpool(
+        served.schema.validate_rows, body.get("records"), settings.job_max_rows
+    )
     job = await _redis(
         lambda: queue.enqueue(
             "course_pkg.serving.jobs.score_job",

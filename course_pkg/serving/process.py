@@ -4,8 +4,11 @@
         httpx.post(f"{server.url}/v1/models/churn/predict", json=...)
     server.returncode   # 0: SIGTERM was handled gracefully
 
-The port is chosen free by the OS unless given. ``start`` returns once ``/health/ready``
-answers 200 (or raises with the server's output if the process dies or times out).
+The port is chosen free by the OS unless given. ``start`` returns once ``is_ready()`` holds —
+``/health/ready`` answers 200 by default — or raises with the process's output if it dies or
+times out. Subclasses change the command and the readiness probe: ``RedisServer`` and
+``WorkerProcess`` here (the job queue), and the other model servers and Prometheus in
+``course_pkg.servers`` and ``course_pkg.monitoring``.
 """
 
 from __future__ import annotations
