@@ -18,7 +18,6 @@ Figures go to docs/SERVING.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -29,7 +28,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from serve_bench import PIN_SERVER, serve_command, wrk  # noqa: E402
+from serve_bench import PIN_SERVER, serve_command, wrk, wrk_arguments  # noqa: E402
 
 
 def build_models(work: Path) -> dict[str, tuple[Path, str, dict[str, Any]]]:
@@ -50,13 +49,10 @@ def build_models(work: Path) -> dict[str, tuple[Path, str, dict[str, Any]]]:
 def main() -> None:
     from course_pkg.serving.process import ServerProcess, free_port
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--connections", default="8,64")
+    parser, parse = wrk_arguments(__doc__, "8,64")
     parser.add_argument("--max-rows", type=int, default=64)
     parser.add_argument("--max-wait-ms", type=float, default=0.0)
-    args = parser.parse_args()
-    connections = [int(c) for c in args.connections.split(",")]
+    args, connections = parse()
     work = Path(tempfile.mkdtemp(prefix="microbatch-bench-"))
     models = build_models(work)
     bin_dir = Path(sys.executable).parent

@@ -17,7 +17,6 @@ Figures go to docs/MODEL_SERVERS.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from serve_bench import PIN_SERVER, wrk  # noqa: E402
+from serve_bench import PIN_SERVER, wrk, wrk_arguments  # noqa: E402
 
 PIN = ["taskset", "-c", PIN_SERVER]
 
@@ -42,11 +41,8 @@ def main() -> None:
     from course_pkg.serving.process import ServerProcess
     from course_pkg.training import package_churn, package_digits, train_churn
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--connections", default="1,8")
-    args = parser.parse_args()
-    connections = [int(c) for c in args.connections.split(",")]
+    _, parse = wrk_arguments(__doc__, "1,8")
+    args, connections = parse()
     work = Path(tempfile.mkdtemp(prefix="model-servers-bench-"))
 
     churn = package_churn(work / "churn").path

@@ -95,15 +95,28 @@ def serve_command(package: Path, port: int) -> list[str]:
     ]
 
 
+def wrk_arguments(
+    doc: str, connections: str
+) -> tuple[argparse.ArgumentParser, Callable[[], tuple[argparse.Namespace, list[int]]]]:
+    """The wrk benchmarks' shared options (``--seconds``, ``--connections``): the parser, to
+    add more, and a function that parses and splits the connection counts."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", default=connections)
+
+    def parse() -> tuple[argparse.Namespace, list[int]]:
+        args = parser.parse_args()
+        return args, [int(c) for c in args.connections.split(",")]
+
+    return parser, parse
+
+
 def main() -> None:
     from course_pkg.servers.mlflow_serve import MlflowServer
     from course_pkg.serving.process import ServerProcess, free_port
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--connections", default="1,8,64")
-    args = parser.parse_args()
-    connections = [int(c) for c in args.connections.split(",")]
+    _, parse = wrk_arguments(__doc__, "1,8,64")
+    args, connections = parse()
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     package, mlflow_dir, native_body, split_body = build_models(work)
     bin_dir = Path(sys.executable).parent
