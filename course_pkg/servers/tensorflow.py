@@ -30,7 +30,9 @@ import numpy as np
 from fastapi import FastAPI, Request  # module level: FastAPI resolves string annotations here
 from fastapi.responses import JSONResponse
 
+from course_pkg.serving.errors import ApiError
 from course_pkg.serving.process import ServerProcess, free_port
+from course_pkg.serving.tfserving import request_data, servable_not_found
 
 TF_SERVING_IMAGE = "tensorflow/serving:2.19.0"  # the release line matching TensorFlow 2.19+
 
@@ -129,8 +131,7 @@ def create_tf_app(saved_model_dir: Path, name: str, version: int = 1) -> FastAPI
     def missing(model: str, wanted: str | None) -> JSONResponse | None:
         if model == name and wanted in (None, str(version)):
             return None
-        what = f"Latest({model})" if wanted is None else f"Specific({model}, {wanted})"
-        return error(f"Servable not found for request: {what}", 404)
+        return error(servable_not_found(model, wanted), 404)
 
     @app.get("/v1/models/{model}")
     async def status(model: str) -> Any:
@@ -157,11 +158,10 @@ def create_tf_app(saved_model_dir: Path, name: str, version: int = 1) -> FastAPI
             body = await request.json()
         except ValueError as problem:
             return error(f"JSON Parse error: {problem}")
-        if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
-            return error("JSON Value: must have exactly one of 'instances' or 'inputs'")
-        if body.get("signature_name", "serving_default") != "serving_default":
-            return error(f'Serving signature name: "{body["signature_name"]}" not found')
-        data = body.get("instances", body.get("inputs"))
+        try:
+            data, layout = request_data(body)
+        except ApiError as problem:
+            return error(problem.message, problem.status)
         if isinstance(data, dict):  # named inputs: {"pixels": [...]}
             data = data.get(signature.input_name)
         elif isinstance(data, list) and data and isinstance(data[0], dict):
@@ -171,7 +171,7 @@ def create_tf_app(saved_model_dir: Path, name: str, version: int = 1) -> FastAPI
         except (ValueError, TypeError) as problem:
             return error(str(problem))
         single = len(outputs) == 1
-        if "instances" in body:  # row format: one entry per example
+        if layout == "row":  # one entry per example
             if single:
                 return {"predictions": next(iter(outputs.values())).tolist()}
             count = len(next(iter(outputs.values())))

@@ -132,6 +132,15 @@ def archive(
     return target
 
 
+def model_name(mar: Path) -> str:
+    """The model name inside a .mar (what the APIs use), from its MAR-INF/MANIFEST.json."""
+    import zipfile
+
+    with zipfile.ZipFile(mar) as archive_file:
+        manifest = json.loads(archive_file.read("MAR-INF/MANIFEST.json"))
+    return str(manifest["model"]["modelName"])
+
+
 def _rename_model(mar: Path, name: str) -> None:
     """Set modelName inside a .mar (a zip) so several archives can hold versions of one model."""
     import zipfile
@@ -184,6 +193,8 @@ class TorchServeServer(ServerProcess):
         self.management_url = f"http://127.0.0.1:{self.management_port}"
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}"
         self.models = list(models)
+        # read from the archives, not guessed from their file names (digits_v2.mar is "digits")
+        self.model_names = sorted({model_name(Path(model_store) / m) for m in models})
         config = self.workdir / "config.properties"
         config.write_text(
             "\n".join(
@@ -226,8 +237,7 @@ class TorchServeServer(ServerProcess):
         import httpx
 
         try:
-            for archive_name in self.models:
-                name = archive_name.removesuffix(".mar").split("_v")[0]
+            for name in self.model_names:
                 answer = httpx.get(f"{self.management_url}/models/{name}", timeout=2)
                 if answer.status_code != 200:
                     return False

@@ -34,7 +34,10 @@ from course_pkg.serving.registry import ServedModel
 router = APIRouter(tags=["tf serving protocol"])
 
 
-def _rows(body: Any, served: ServedModel) -> tuple[list[dict[str, Any]], str]:
+def request_data(body: Any) -> tuple[Any, str]:
+    """A predict body's data and layout ("row" for ``instances``, "columnar" for ``inputs``),
+    after TF Serving's own checks (400 ``ApiError`` with its messages). Shared with
+    ``course_pkg.servers.tensorflow``, which serves SavedModels with this protocol."""
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
     signature = body.get("signature_name", "serving_default")
@@ -42,21 +45,31 @@ def _rows(body: Any, served: ServedModel) -> tuple[list[dict[str, Any]], str]:
         raise ApiError(
             400, "bad_request", f'Serving signature name: "{signature}" not found in signature def'
         )
-    has_instances, has_inputs = "instances" in body, "inputs" in body
-    if has_instances == has_inputs:
+    if ("instances" in body) == ("inputs" in body):
         raise ApiError(
             400, "bad_request", "JSON Value: must have exactly one of 'instances' or 'inputs'"
         )
+    if "instances" in body:
+        return body["instances"], "row"
+    return body["inputs"], "columnar"
+
+
+def servable_not_found(name: str, version: str | None) -> str:
+    """TF Serving's 404 message for an unknown model or version."""
+    what = f"Latest({name})" if version is None else f"Specific({name}, {version})"
+    return f"Servable not found for request: {what}"
+
+
+def _rows(body: Any, served: ServedModel) -> tuple[list[dict[str, Any]], str]:
+    data, layout = request_data(body)
     columns = served.schema.columns
     single = len(columns) == 1
-    if has_instances:
-        data = body["instances"]
+    if layout == "row":
         if not isinstance(data, list):
             raise ApiError(400, "bad_request", "'instances' must be a list")
         if single and data and not isinstance(data[0], dict):
             return [{columns[0]: value} for value in data], "row"
         return data, "row"
-    data = body["inputs"]
     if single and isinstance(data, list):
         return [{columns[0]: value} for value in data], "columnar"
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
@@ -91,8 +104,7 @@ async def _predict(request: Request, name: str, version: str | None) -> Response
     except ApiError as error:
         request.state.error_code = error.code
         if error.status == 404:
-            what = f"Latest({name})" if version is None else f"Specific({name}, {version})"
-            return json_response({"error": f"Servable not found for request: {what}"}, 404)
+            return json_response({"error": servable_not_found(name, version)}, 404)
         return plain_error(error)
 
 
