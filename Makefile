@@ -53,8 +53,8 @@ grade-demo: grader-image  ## grade the sample submissions (good, partial, broken
 	column -s, -t < build/grade-demo/results/gradebook.csv
 
 lint: setup  ## ruff + mypy
-	$(BIN)/ruff check course_pkg grader tests scripts benchmarks conftest.py
-	$(BIN)/ruff format --check course_pkg grader tests benchmarks conftest.py
+	$(BIN)/ruff check course_pkg grader tests scripts benchmarks loadtests conftest.py
+	$(BIN)/ruff format --check course_pkg grader tests benchmarks loadtests conftest.py
 	$(BIN)/mypy
 
 unit: setup  ## unit + integration tests only

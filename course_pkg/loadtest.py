@@ -5,6 +5,11 @@
     print(result.summary())            # p50/p95/p99, req/s, error rate, status codes
     result.judge(SLA(p99_ms=50, min_rps=200)).ok
     result.plot()                      # latency histogram + percentiles over time
+    result.versions                    # Counter of X-Model-Version: the A/B split seen
+
+With ``client_ids=True`` each virtual user sends its own ``X-Client-Id`` (``user-0``, …), so
+a sticky A/B split sees distinct clients. ``actions=[(2.0, rollback)]`` calls each function
+(on a helper thread) that many seconds into the run: a rollback or deploy *during* load.
 
 Safety by construction: only loopback URLs (127.0.0.1, ::1, localhost) are accepted, and every
 run stops at ``requests`` *and* ``duration_s``, whichever comes first (hard caps below). The
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,6 +67,23 @@ class LoadResult:
     seconds: float
     concurrency: int
     extra: dict[str, Any] = field(default_factory=dict)
+    served_by: list[str] = field(default_factory=list)  # X-Model-Version, completion order
+    # (started s, finished s, name, result or exception) per action run during the load
+    actions: list[tuple[float, float, str, Any]] = field(default_factory=list)
+
+    @property
+    def versions(self) -> Counter[str]:
+        return Counter(self.served_by)
+
+    def split(self, since_s: float = 0.0, until_s: float = float("inf")) -> dict[str, float]:
+        """Share of answers per version among those finished in [since_s, until_s)."""
+        chosen = [
+            v
+            for v, t in zip(self.served_by, self.finished_s.tolist(), strict=True)
+            if since_s <= t < until_s
+        ]
+        counts = Counter(chosen)
+        return {v: n / len(chosen) for v, n in sorted(counts.items())} if chosen else {}
 
     @property
     def requests(self) -> int:
@@ -163,6 +186,8 @@ async def _run(
     duration_s: float,
     rate: float | None,
     headers: dict[str, str] | None,
+    client_ids: bool = False,
+    actions: Sequence[tuple[float, Callable[[], Any]]] = (),
 ) -> LoadResult:
     import aiohttp
     import orjson
@@ -170,6 +195,8 @@ async def _run(
     latencies: list[float] = []
     finished: list[float] = []
     statuses: Counter[int] = Counter()
+    served_by: list[str] = []
+    done_actions: list[tuple[float, float, str, Any]] = []
     transport_errors = 0
     issued = 0
     start = time.perf_counter()
@@ -189,8 +216,21 @@ async def _run(
     send_headers = {"content-type": "application/json", **(headers or {})}
     timeout = aiohttp.ClientTimeout(total=30.0)
 
-    async def worker() -> None:
+    async def act(at_s: float, action: Callable[[], Any]) -> None:
+        await asyncio.sleep(max(0.0, start + at_s - time.perf_counter()))
+        if time.perf_counter() >= deadline or issued >= requests:
+            return  # the run ended first
+        began = time.perf_counter() - start
+        try:
+            outcome = await asyncio.to_thread(action)
+        except Exception as error:  # reported, and the load goes on
+            outcome = error
+        name = getattr(action, "__name__", repr(action))
+        done_actions.append((began, time.perf_counter() - start, name, outcome))
+
+    async def worker(user: int) -> None:
         nonlocal transport_errors
+        own = {**send_headers, "x-client-id": f"user-{user}"} if client_ids else send_headers
         connector = aiohttp.TCPConnector(limit=1)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             while (ticket := next_ticket()) is not None:
@@ -201,17 +241,23 @@ async def _run(
                         await asyncio.sleep(scheduled - sent)
                     sent = scheduled  # charge the server for any queueing it caused
                 try:
-                    async with session.post(url, data=payload, headers=send_headers) as response:
+                    async with session.post(url, data=payload, headers=own) as response:
                         await response.read()
                         statuses[response.status] += 1
+                        version = response.headers.get("x-model-version", "")
                 except (aiohttp.ClientError, TimeoutError):
                     transport_errors += 1
                     continue
                 now = time.perf_counter()
                 latencies.append((now - sent) * 1000)
                 finished.append(now - start)
+                served_by.append(version)
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    pending = [asyncio.create_task(act(at_s, action)) for at_s, action in actions]
+    await asyncio.gather(*(worker(user) for user in range(concurrency)))
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
     return LoadResult(
         latencies_ms=np.asarray(latencies),
         finished_s=np.asarray(finished),
@@ -219,6 +265,8 @@ async def _run(
         transport_errors=transport_errors,
         seconds=time.perf_counter() - start,
         concurrency=concurrency,
+        served_by=served_by,
+        actions=done_actions,
     )
 
 
@@ -231,6 +279,8 @@ def run_load(
     duration_s: float = 10.0,
     rate: float | None = None,
     headers: dict[str, str] | None = None,
+    client_ids: bool = False,
+    actions: Sequence[tuple[float, Callable[[], Any]]] = (),
 ) -> LoadResult:
     """POST ``body`` (JSON) to ``url`` until ``requests`` are sent or ``duration_s`` passes."""
     _check_target(url)
@@ -250,6 +300,8 @@ def run_load(
         duration_s=duration_s,
         rate=rate,
         headers=headers,
+        client_ids=client_ids,
+        actions=actions,
     )
     try:
         asyncio.get_running_loop()

@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from course_pkg import __version__
-from course_pkg.serving import jobs, kserve, mlflow_protocol, native, tfserving
+from course_pkg.serving import admin, jobs, kserve, mlflow_protocol, native, tfserving
 from course_pkg.serving.batching import MicroBatcher
 from course_pkg.serving.errors import ApiError, error_body
 from course_pkg.serving.http import BodyLimitMiddleware, json_response, request_id
@@ -43,6 +43,11 @@ Protocols: the native API (`/v1/models/{name}/predict`: JSON records, CSV, image
 MLflow scoring (`/invocations`), TF Serving REST (`/v1/models/{name}:predict`) and
 KServe V2 (`/v2/models/{name}/infer`). Errors share one JSON shape on the native API and
 follow each protocol's own shape elsewhere. Metrics at `/metrics` (Prometheus).
+
+Versions: unversioned routes follow the model's routing (the `stable` alias, or a weighted
+A/B split, sticky per `X-Client-Id`); `/versions/{version}` pins a version or alias. Every
+answer names its version in `X-Model-Version`. The admin API (`/admin`, off unless
+`COURSE_SERVE_ADMIN_TOKEN` is set) loads versions, moves aliases, splits and rolls back.
 """
 
 
@@ -71,7 +76,7 @@ def _fast_path(app: FastAPI) -> None:
     """
     from starlette.routing import Route
 
-    from course_pkg.serving.http import registry_of
+    from course_pkg.serving.http import serving_model
 
     # Starlette routes do not put themselves in scope["route"] (FastAPI's do); the route
     # template goes in request.state so metrics and logs label these requests the same way.
@@ -81,13 +86,13 @@ def _fast_path(app: FastAPI) -> None:
 
     async def predict_latest(request: Request) -> Response:
         request.state.route = "/v1/models/{name}/predict"
-        served = registry_of(request).get(request.path_params["name"])
+        served = serving_model(request, request.path_params["name"])
         return await native.predict(request, served)
 
     async def predict_version(request: Request) -> Response:
         request.state.route = "/v1/models/{name}/versions/{version}/predict"
         params = request.path_params
-        served = registry_of(request).get(params["name"], params["version"])
+        served = serving_model(request, params["name"], params["version"])
         return await native.predict(request, served)
 
     app.router.routes[0:0] = [
@@ -118,12 +123,14 @@ def create_app(
 
     async def load() -> None:
         try:
-            await asyncio.to_thread(registry.load_all)
+            await asyncio.to_thread(registry.load_all, settings.routing)
         except Exception:
             LOG.exception("loading models failed; the server will not become ready")
             return
         for served in registry.all():
             metrics.model_info.labels(served.name, served.version, served.sha256).set(1)
+        for name in registry.names():
+            admin.publish(registry, metrics, name)
         LOG.info("ready: %s", ", ".join(f"{m.name}:{m.version}" for m in registry.all()))
 
     @contextlib.asynccontextmanager
@@ -172,6 +179,7 @@ def create_app(
     app.include_router(jobs.router)
     app.include_router(kserve.router)
     app.include_router(tfserving.router)
+    app.include_router(admin.router)
 
     _fast_path(app)
 

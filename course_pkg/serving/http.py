@@ -129,6 +129,17 @@ def registry_of(request: Request) -> ModelRegistry:
     return registry
 
 
+def serving_model(request: Request, name: str, version: str | None = None) -> ServedModel:
+    """The model a prediction request is served by: ``version`` (a version or alias) when the
+    route pins one, else the routing's choice (``gateway``), sticky per ``X-Client-Id``."""
+    registry = registry_of(request)
+    if version is not None:
+        return registry.get(name, version)
+    served, target = registry.route(name, request.headers.get("x-client-id"))
+    request.state.alias = target
+    return served
+
+
 def settings_of(request: Request) -> ServerSettings:
     settings: ServerSettings = request.app.state.settings
     return settings

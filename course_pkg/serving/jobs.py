@@ -31,7 +31,13 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from course_pkg.serving.errors import ApiError, invalid_input
-from course_pkg.serving.http import admit, json_response, read_json, registry_of, settings_of
+from course_pkg.serving.http import (
+    admit,
+    json_response,
+    read_json,
+    serving_model,
+    settings_of,
+)
 from course_pkg.serving.registry import ModelRegistry
 
 if TYPE_CHECKING:
@@ -190,7 +196,7 @@ async def submit(request: Request) -> Response:
             ]
         )
     version = body.get("version")
-    served = registry_of(request).get(body["model"], None if version is None else str(version))
+    served = serving_model(request, body["model"], None if version is None else str(version))
     admit(request, served)
     settings = settings_of(request)
     rows = await run_in_threadpool(

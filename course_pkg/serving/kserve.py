@@ -29,6 +29,7 @@ from course_pkg.serving.http import (
     plain_error,
     registry_of,
     run_model,
+    serving_model,
     settings_of,
 )
 from course_pkg.serving.registry import ServedModel
@@ -292,7 +293,7 @@ def _respond(
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     async def run() -> Response:
-        served = registry_of(request).get(name, version)
+        served = serving_model(request, name, version)
         admit(request, served)
         parsed, binary = _parse_request(await request.body(), request.headers.get(HEADER))
         rows = served.schema.validate_rows(

@@ -23,6 +23,7 @@ from course_pkg.serving.http import (
     parse_json,
     registry_of,
     run_model,
+    serving_model,
     settings_of,
 )
 from course_pkg.serving.payloads import csv_chunks, predict_frame, validate_csv
@@ -106,8 +107,7 @@ async def invocations(request: Request) -> Response:
             media_type="text/plain",
         )
     try:
-        registry = registry_of(request)
-        served = registry.default()
+        served = serving_model(request, registry_of(request).default_name())
         admit(request, served)
         settings = settings_of(request)
         if kind in ("text/csv", "application/csv"):  # MLflow's docs say the latter

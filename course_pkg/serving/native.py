@@ -18,6 +18,7 @@ from course_pkg.serving.http import (
     registry_of,
     request_id,
     run_model,
+    serving_model,
     settings_of,
     spool_body,
 )
@@ -78,8 +79,14 @@ async def describe_model(request: Request, name: str) -> Response:
     registry = registry_of(request)
     served = registry.get(name)
     versions = registry.versions(name)
+    aliases = dict(registry.routes.get(name).aliases)
     return json_response(
-        {**served.info(), "versions": versions, "model_version_status": _tf_status(versions)}
+        {
+            **served.info(),
+            "versions": versions,
+            "aliases": aliases,
+            "model_version_status": _tf_status(versions),
+        }
     )
 
 
@@ -151,7 +158,6 @@ async def _predict_csv(request: Request, served: ServedModel, source: Any) -> Re
     return StreamingResponse(
         stream_csv(source, served, settings.csv_chunk_rows),
         media_type="text/csv",
-        headers={"x-model-version": served.version},
     )
 
 
@@ -276,19 +282,19 @@ def predict_router(schema: RowSchema | None, example: list[dict[str, Any]]) -> A
     @router.post(
         "/v1/models/{name}/predict",
         tags=["predict"],
-        summary="Predict with the model's highest version",
+        summary="Predict with the version the routing picks (stable, or the A/B split)",
         openapi_extra=extra,
     )
     async def predict_latest(request: Request, name: str) -> Response:
-        return await predict(request, registry_of(request).get(name))
+        return await predict(request, serving_model(request, name))
 
     @router.post(
         "/v1/models/{name}/versions/{version}/predict",
         tags=["predict"],
-        summary="Predict with one pinned version",
+        summary="Predict with one pinned version or alias (1.1.0, canary, latest)",
         openapi_extra=extra,
     )
     async def predict_version(request: Request, name: str, version: str) -> Response:
-        return await predict(request, registry_of(request).get(name, version))
+        return await predict(request, serving_model(request, name, version))
 
     return router

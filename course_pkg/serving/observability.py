@@ -11,6 +11,7 @@ never the raw path, so label cardinality stays bounded):
 - ``course_errors_total{route, status, code}`` — every 4xx/5xx, by its machine code
 - ``course_predicted_rows_total{model, version}``
 - ``course_model_info{name, version, sha256}`` = 1 per loaded model
+- ``course_traffic_percent{model, version}``: the routing's split (``gateway``)
 
 With several uvicorn workers, ``PROMETHEUS_MULTIPROC_DIR`` makes ``/metrics`` aggregate all
 worker processes (``course-pkg serve`` sets it up).
@@ -76,6 +77,13 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="max",
         )
+        self.traffic = Gauge(
+            "course_traffic_percent",
+            "Share of unversioned requests routed to each version (A/B split)",
+            ["model", "version"],
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
 
         self._children: dict[tuple[str, ...], tuple[Any, Any]] = {}
 
@@ -113,7 +121,8 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
 
 
 class ObservabilityMiddleware:
-    """X-Request-ID in and out, one JSON log line and metric update per request."""
+    """X-Request-ID in and out (and X-Model-Version / X-Model-Alias on every answer a model
+    gave), one JSON log line and metric update per request."""
 
     def __init__(self, app: Any, metrics: Metrics, access_log: bool = True) -> None:
         self.app = app
@@ -126,7 +135,8 @@ class ObservabilityMiddleware:
             return
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and len(incoming) <= 128 else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         started = time.perf_counter()
         status = 500
 
@@ -136,6 +146,10 @@ class ObservabilityMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
+                if "version" in state:  # which version served it, whatever the protocol
+                    headers.append((b"x-model-version", state["version"].encode("latin-1")))
+                    if "alias" in state:  # the routing's choice (unversioned routes)
+                        headers.append((b"x-model-alias", state["alias"].encode("latin-1")))
                 message = {**message, "headers": headers}
             await send(message)
 

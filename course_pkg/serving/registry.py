@@ -3,7 +3,8 @@
 Each model directory is a package (``course-pkg train`` / ``export-onnx``) with an ONNX file.
 Loading verifies every hash (and the signature, when a public key is configured) before the
 ONNX file is opened; a package that fails never serves. Several versions of one model may be
-loaded; the unversioned routes use the highest semantic version.
+loaded; which one an unversioned request gets is the routing's choice (``gateway``: the
+``stable`` alias, or a weighted split), pinned to the highest version loaded at start.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from course_pkg.onnx_export import OnnxPredictor
-from course_pkg.serving.errors import not_found
+from course_pkg.serving.errors import ApiError, not_found
+from course_pkg.serving.gateway import LATEST, STABLE, RoutingTable
 from course_pkg.serving.schema import RowSchema
 
 
@@ -122,6 +124,7 @@ class ModelRegistry:
         self._ready = threading.Event()
         self.error: str | None = None
         self.order: list[tuple[str, str]] = []  # load order: the first is the default model
+        self.routes = RoutingTable(self.versions)
 
     @property
     def ready(self) -> bool:
@@ -152,13 +155,39 @@ class ModelRegistry:
                 raise ValueError(f"{served.name} {served.version} is loaded twice ({path})")
             versions[served.version] = served
             self.order.append((served.name, served.version))
+        if self.ready:  # loaded later (admin API): a new model starts stable on it
+            self.routes.start(served.name, served.version)
         return served
 
-    def load_all(self) -> None:
-        """Load every configured directory, then mark the registry ready."""
+    def unload(self, name: str, version: str) -> ServedModel:
+        """Stop serving one version; 409 while an alias or weight points at it. Requests
+        already holding it finish normally."""
+        served = self.get(name, version)
+        used = self.routes.references(name, served.version)
+        if used:
+            raise ApiError(
+                409,
+                "routing_conflict",
+                f"{name} {served.version} is routed to by {', '.join(used)}; "
+                "move those aliases and weights first",
+            )
+        with self._lock:
+            del self._models[name][served.version]
+            self.order.remove((name, served.version))
+        return served
+
+    def load_all(self, routing: dict[str, dict[str, Any]] | None = None) -> None:
+        """Load every configured directory, pin each model's ``stable`` to its highest
+        version, apply ``routing`` ({name: {"aliases": …, "weights": …}}), then mark the
+        registry ready."""
         try:
             for directory in self.model_dirs:
                 self.load(directory)
+            for name in self.names():
+                self.routes.start(name, self.versions(name)[-1])
+            for name, entry in (routing or {}).items():
+                self.get(name)  # 404 names the models served
+                self.routes.configure(name, entry.get("aliases", {}), entry.get("weights", {}))
         except Exception as error:
             self.error = f"{type(error).__name__}: {error}"
             raise
@@ -177,29 +206,46 @@ class ModelRegistry:
             return [self._models[n][v] for n, v in self.order]
 
     def get(self, name: str, version: str | None = None) -> ServedModel:
-        """The model (highest version unless ``version``); 404 ``ApiError`` when absent.
+        """The model (its ``stable`` alias unless ``version``); 404 ``ApiError`` when absent.
 
-        ``version`` is a semantic version ("1.0.0") or, for TF-Serving-style clients, a bare
-        integer meaning the highest loaded version with that major number.
+        ``version`` is a semantic version ("1.0.0"), an alias ("canary"; "latest" is the
+        highest version) or, for TF-Serving-style clients, a bare integer meaning the highest
+        loaded version with that major number.
         """
+        routing = self.routes.get(name)
         with self._lock:
             versions = self._models.get(name)
             if not versions:
                 raise not_found(f"model {name!r}", sorted(self._models))
-            if version is None:
+            if version == LATEST or (version is None and STABLE not in routing.aliases):
                 return versions[max(versions, key=semver_key)]
+            version = routing.resolve(STABLE if version is None else version)
             if version in versions:
                 return versions[version]
             if version.isdigit():
                 major = [v for v in versions if semver_key(v)[0] == int(version)]
                 if major:
                     return versions[max(major, key=semver_key)]
-            raise not_found(f"{name} version {version!r}", sorted(versions, key=semver_key))
+            known = sorted(versions, key=semver_key) + sorted(routing.aliases) + [LATEST]
+            raise not_found(f"{name} version {version!r}", known)
 
-    def default(self) -> ServedModel:
+    def route(self, name: str, client: str | None) -> tuple[ServedModel, str]:
+        """The version an unversioned request is served by, and the alias (or version) that
+        chose it: the split when weights are set, sticky for a client id."""
+        routing = self.routes.get(name)  # one snapshot: the target and its version agree
+        target = routing.choose(name, client)
+        with self._lock:
+            served = self._models.get(name, {}).get(routing.resolve(target))
+        if served is None:  # the routing changed meanwhile (or it is not started yet)
+            return self.get(name), STABLE
+        return served, target
+
+    def default_name(self) -> str:
         """The first model loaded: what /invocations (MLflow serves one model) predicts with."""
         with self._lock:
             if not self.order:
                 raise not_found("a model", [])
-            name, version = self.order[0]
-            return self._models[name][version]
+            return self.order[0][0]
+
+    def default(self) -> ServedModel:
+        return self.get(self.default_name())

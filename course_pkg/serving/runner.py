@@ -9,6 +9,7 @@ connections, lets in-flight requests finish (up to ``graceful_shutdown_s``), the
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -119,9 +120,10 @@ def serve(model_dirs: Sequence[str | Path], settings: ServerSettings | None = No
         uvicorn.run(create_app(dirs, settings), **common)
         return
     os.environ[MODELS_ENV] = os.pathsep.join(dirs)
-    for key, value in settings.model_dump(exclude={"workers"}).items():
-        if value is not None:
-            os.environ[f"COURSE_SERVE_{key.upper()}"] = str(value)
+    for key, value in settings.model_dump(mode="json", exclude={"workers"}).items():
+        if value is not None:  # JSON, as pydantic-settings reads dicts (rate_limits, routing)
+            text = value if isinstance(value, str) else json.dumps(value)
+            os.environ[f"COURSE_SERVE_{key.upper()}"] = text
     # Workers share one listening socket and the kernel hands connections to any of them; a
     # worker still loading in the background would answer 503 while its siblings are ready.
     # So each worker loads before it starts accepting (its lifespan blocks), and "ready" from

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,8 +50,28 @@ class ServerSettings(BaseSettings):
     job_timeout_s: Annotated[int, Field(ge=1)] = 600  # a running job is stopped after this
     job_result_ttl_s: Annotated[int, Field(ge=1)] = 86_400  # results kept this long
 
+    # versions and traffic (course_pkg.serving.gateway) at start, per model:
+    # COURSE_SERVE_ROUTING='{"churn": {"aliases": {"stable": "1.0.0", "canary": "1.1.0"},
+    #                                  "weights": {"stable": 90, "canary": 10}}}'
+    routing: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+    # the admin API (/admin/...: load versions, move aliases, split traffic, roll back) is
+    # off unless a token is set; clients send it as "Authorization: Bearer <token>"
+    admin_token: SecretStr | None = None
+
     @model_validator(mode="after")
-    def _batch_size(self) -> ServerSettings:
+    def _consistent(self) -> ServerSettings:
         if self.batch_max_rows == 1:
             raise ValueError("batch_max_rows 1 batches nothing: use 0 (off) or at least 2")
+        if self.admin_token is not None and self.workers > 1:
+            raise ValueError(
+                "the admin API changes one process's routing, and workers > 1 runs several: "
+                "run one worker per container and scale out with replicas, or set the "
+                "routing at start with COURSE_SERVE_ROUTING"
+            )
+        if self.admin_token is not None and len(self.admin_token.get_secret_value()) < 16:
+            raise ValueError("admin_token is too short: use at least 16 random characters")
+        for name, entry in self.routing.items():
+            unknown = set(entry) - {"aliases", "weights"}
+            if unknown:
+                raise ValueError(f"routing[{name!r}]: unknown keys {sorted(unknown)}")
         return self

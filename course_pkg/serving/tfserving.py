@@ -25,8 +25,8 @@ from course_pkg.serving.http import (
     json_response,
     plain_error,
     read_json,
-    registry_of,
     run_model,
+    serving_model,
     settings_of,
 )
 from course_pkg.serving.registry import ServedModel
@@ -83,7 +83,7 @@ def _rows(body: Any, served: ServedModel) -> tuple[list[dict[str, Any]], str]:
 
 async def _predict(request: Request, name: str, version: str | None) -> Response:
     try:
-        served = registry_of(request).get(name, version)
+        served = serving_model(request, name, version)
         admit(request, served)
         rows, layout = _rows(await read_json(request), served)
         valid = served.schema.validate_rows(rows, settings_of(request).max_rows)
