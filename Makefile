@@ -18,7 +18,7 @@ QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
 
-.PHONY: help setup lab test lint unit notebooks docker-env grader-image server-image image-context grade-demo assign solutions lock image publish transactions clean
+.PHONY: help setup lab test lint unit notebooks docker-env grader-image server-image image-context grade-demo assign solutions lock image manifests publish transactions clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -92,6 +92,10 @@ server-image: setup docker-env  ## model-server:dev when an engine runs (noteboo
 	@if docker info >/dev/null 2>&1; then $(BIN)/course-pkg image build --tag model-server:dev; \
 	elif [ "$${CI:-}" = true ]; then echo "make: CI needs Docker for the server image" >&2; exit 1; \
 	else echo "make: no Docker engine; server-image tests will skip"; fi
+
+manifests: setup  ## regenerate deploy/kubernetes/ (sized from the measured per-core throughput)
+	$(BIN)/course-pkg kubernetes --peak-rps 10000 --per-core-rps 5000 \
+	    --out deploy/kubernetes/churn-server.yaml
 
 publish: image  ## tag model-server (semver, git sha, model version) and push to REGISTRY
 	$(BIN)/course-pkg image publish model-server:dev --registry $(REGISTRY)
