@@ -259,4 +259,4 @@ def _consistent(by_kind: dict[str, dict[str, Any]]) -> None:
 def to_yaml(docs: list[dict[str, Any]]) -> str:
     import yaml
 
-    return yaml.safe_dump_all(docs, sort_keys=False)
+    return str(yaml.safe_dump_all(docs, sort_keys=False))
