@@ -76,3 +76,16 @@ def model_packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "churn_v2": package_churn(root / "churn-1.1.0", version="1.1.0", seed=7).path,
         "digits": package_digits(root / "digits-1.0.0").path,
     }
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """A real headless Chromium (Debian's chromium + chromedriver), one per session."""
+    from course_pkg.browser import INSTALL, chromium, find_chromium
+
+    if find_chromium() is None:
+        if IN_CI:
+            pytest.fail(f"CI=true but no chromium/chromedriver: .ci/run must {INSTALL}")
+        pytest.skip(f"no chromium/chromedriver here ({INSTALL}); CI runs these tests")
+    with chromium() as driver:
+        yield driver

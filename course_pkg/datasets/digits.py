@@ -18,6 +18,10 @@ import numpy as np
 
 from course_pkg import paths
 
+# Defined in the standalone demo module (copied into Spaces and Azure ML folders), so every
+# consumer turns an image into features the same way.
+from course_pkg.demos.inference import image_to_features as image_to_features
+
 PER_CLASS: Final = 10
 SCALE: Final = 4
 LABELS_CSV: Final = "labels.csv"
@@ -93,16 +97,3 @@ def load_digits_training() -> tuple[np.ndarray, np.ndarray]:
     digits = load_digits()
     keep = np.setdiff1d(np.arange(len(digits.target)), held_out_indices())
     return digits.data[keep], digits.target[keep]
-
-
-def image_to_features(image_path: Path | bytes) -> np.ndarray:
-    """A PNG/JPEG of any size → the (1, 64) feature row a digits model expects (0-16)."""
-    import io
-
-    from PIL import Image
-
-    source = io.BytesIO(image_path) if isinstance(image_path, bytes) else image_path
-    with Image.open(source) as image:
-        small = image.convert("L").resize((8, 8), Image.Resampling.BOX)
-        pixels = np.asarray(small, dtype=np.float64)
-    return (pixels * (16.0 / 255.0)).reshape(1, 64)

@@ -100,6 +100,7 @@ class ServedModel:
             "created": self.manifest.get("created"),
             "metrics": self.manifest.get("metrics", {}),
             "input_schema": self.manifest.get("input_schema", []),
+            "input_example": self.example()[:1] if self.kind == "tabular" else [],
             "output_schema": self.manifest.get("output_schema", {}),
             "inputs": self.predictor.input_types,
             "onnx_metadata": self.predictor.metadata,
