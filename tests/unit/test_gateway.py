@@ -224,3 +224,24 @@ def test_routing_at_start_from_settings(model_packages: dict[str, Path]) -> None
     with TestClient(create_app(packages, settings)) as failed:
         ready = failed.get("/health/ready")
         assert ready.status_code == 503 and "7.0.0" in ready.json()["error"]["message"]
+
+
+def test_canary_stats_from_metrics_and_verdict(client: TestClient) -> None:
+    from course_pkg.canary import VersionStats, verdict, version_stats
+
+    before = version_stats(client.get("/metrics").text, "churn")
+    for _ in range(30):
+        predict(client)
+    client.post("/v1/models/churn/predict", json={"records": [{**GOOD, "contract": "x"}]})
+    after = version_stats(client.get("/metrics").text, "churn")
+    window = after["1.0.0"] - before.get("1.0.0", VersionStats())
+    assert (window.requests, window.errors) == (31, 1)
+    assert 0 < window.quantile(0.99) < 10
+    stats = VersionStats(100, 0, {0.001: 50, 0.01: 100, float("inf"): 100})
+    assert (
+        stats.quantile(0.5) == 0.001 and abs(stats.quantile(0.99) - 0.00982) < 1e-9
+    )  # 0.001 + 0.009 × 49/50
+    from course_pkg.checks.nb08 import VERDICT_CASES
+
+    for stable, canary, want, why in VERDICT_CASES:
+        assert verdict(stable, canary) == want, why
