@@ -26,7 +26,9 @@ AZURE_FILES = ("__init__.py", "inference.py", "azureml_score.py")
 RUNTIME = ("numpy", "onnxruntime", "pillow")  # what course_demo imports besides the UI
 SPACE_COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
 SPACE_SDKS = {"gradio", "streamlit", "docker", "static"}
-AZURE_INFERENCE_IMAGE = "mcr.microsoft.com/azureml/minimal-py311-inference:latest"
+# A documented inference base image (learn.microsoft.com: "Prebuilt Docker images for
+# inference"); the conda file builds Python 3.11 and the pinned packages on top of it.
+AZURE_INFERENCE_IMAGE = "mcr.microsoft.com/azureml/minimal-ubuntu22.04-py39-cpu-inference:latest"
 
 
 def pins(names: tuple[str, ...]) -> list[str]:

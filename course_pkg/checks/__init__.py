@@ -44,7 +44,18 @@ class CheckResult:
 
 def _load_checks() -> None:
     # Importing the per-notebook modules registers their checks.
-    from course_pkg.checks import nb00, nb01, nb02, nb03, nb04, nb05, nb06, nb07, nb08  # noqa: F401
+    from course_pkg.checks import (  # noqa: F401
+        nb00,
+        nb01,
+        nb02,
+        nb03,
+        nb04,
+        nb05,
+        nb06,
+        nb07,
+        nb08,
+        nb09,
+    )
 
 
 def list_checks() -> list[str]:

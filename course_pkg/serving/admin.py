@@ -13,7 +13,7 @@ several replicas, send the change to each, or set ``COURSE_SERVE_ROUTING`` and r
     DELETE /admin/models/{name}/aliases/{alias}
     PUT    /admin/models/{name}/traffic   {"weights": {"stable": 90, "canary": 10}}
     POST   /admin/models/{name}/promote   {"alias": "canary"}  stable := canary, split ends
-    POST   /admin/models/{name}/rollback            the routing before the last change
+    POST   /admin/models/{name}/rollback            back to before the latest rollout (one call)
 """
 
 from __future__ import annotations
@@ -162,7 +162,10 @@ async def promote(request: Request, name: str) -> Response:
     return _changed(request, name, f"promote {alias}", routes.promote(name, alias))
 
 
-@router.post("/models/{name}/rollback", summary="Restore the routing before the last change")
+@router.post(
+    "/models/{name}/rollback",
+    summary="All traffic back to where it was before the latest rollout (canary or promotion)",
+)
 async def rollback(request: Request, name: str) -> Response:
     routes = _model(request, name).routes
     return _changed(request, name, "rollback", routes.rollback(name))

@@ -16,7 +16,8 @@ other way. Requests without a client id are split at random, per request.
 under a lock, so a request sees either the old routing or the new one. A request that has
 chosen its version holds a reference to that model, so moving traffic (or unloading a
 version) never fails an in-flight request. Each change pushes the previous routing on a
-history, and ``rollback`` restores it in one step.
+history; ``rollback`` returns, in one call, to the last routing that sent all traffic to one
+version (stable before the canary began; the previous stable after a promotion).
 """
 
 from __future__ import annotations
@@ -181,18 +182,31 @@ class RoutingTable:
             return self._swap(model, Routing({**old.aliases, STABLE: old.aliases[alias]}, {}))
 
     def rollback(self, model: str) -> Routing:
-        """Restore the routing before the last change, in one step."""
+        """All traffic back where it was before the latest rollout, in one step.
+
+        Restores the most recent earlier routing that sent every unversioned request to one
+        version, and a different split from now: during a canary, that is stable alone
+        (whatever the weights or alias moves since); after a promotion, the previous stable.
+        """
         with self._lock:
-            history = self._history.get(model)
-            if not history:
-                raise _conflict(f"{model}: nothing to roll back (no routing change since start)")
-            previous = history.pop()
+            history = self._history.get(model, [])
+            current = self.get(model).describe()["split"]
+            for index in range(len(history) - 1, -1, -1):
+                split = history[index].describe()["split"]
+                if len(split) == 1 and split != current:
+                    break
+            else:
+                raise _conflict(
+                    f"{model}: nothing to roll back to (no earlier routing sent all traffic "
+                    "to another version)"
+                )
+            previous = history[index]
             loaded = set(self._versions(model))
             needed = {previous.resolve(t) for t in [*previous.aliases, *previous.weights]}
             if not needed <= loaded:
-                history.append(previous)
                 gone = ", ".join(sorted(needed - loaded))
                 raise _conflict(f"{model}: cannot roll back: version(s) {gone} were unloaded")
+            del history[index:]
             self._routing[model] = previous
             return previous
 

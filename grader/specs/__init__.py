@@ -6,7 +6,7 @@ import importlib
 
 from grader.specs.model import Assignment, Outcome, Question
 
-ASSIGNMENTS = ("00", "01", "02", "03", "04", "05", "06", "07")
+ASSIGNMENTS = ("00", "01", "02", "03", "04", "05", "06", "07", "08", "09")
 
 
 def load_assignment(assignment_id: str) -> Assignment:

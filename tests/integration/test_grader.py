@@ -115,7 +115,7 @@ def test_fake_frames_are_ignored(grading_image: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("assignment_id", ["01", "02", "03", "04", "05", "06", "07"])
+@pytest.mark.parametrize("assignment_id", ["01", "02", "03", "04", "05", "06", "07", "08", "09"])
 def test_specs_give_full_marks_to_the_solution_and_zero_to_the_empty_notebook(
     assignment_id: str, grading_image: str, tmp_path: Path
 ) -> None:

@@ -14,11 +14,13 @@ from fastapi import Request, Response  # module level: FastAPI resolves string a
 from course_pkg import check, preflight
 from course_pkg.artifacts import DEFAULT_ALLOWLIST, ArtifactError, scan_file, verify_package
 from course_pkg.artifacts.manifest import SEMVER
+from course_pkg.canary import verdict as canary_verdict
 from course_pkg.checks import list_checks
 from course_pkg.checks.nb01 import ACCEPTABLE_FORMATS
 from course_pkg.checks.nb02 import reference_globals
 from course_pkg.checks.nb03 import reference_clip_converter, reference_parity
 from course_pkg.datasets import sha256_file
+from course_pkg.demos import azureml_score
 from course_pkg.onnx_export import export_sklearn, runtime_max_opset
 
 
@@ -231,6 +233,30 @@ def digits_handler() -> type:
     return DigitsHandler
 
 
+def choose_version(weights: dict[str, float], client_id: str, model: str) -> str:
+    from course_pkg.serving.gateway import Routing
+
+    stable = max(sorted(weights), key=lambda version: weights[version])
+    return Routing({"stable": stable}, weights).choose(model, client_id)
+
+
+def space_readme(title: str, sdk_version: str) -> str:
+    import yaml
+
+    from course_pkg.deploy_folders import space_header
+
+    header = {**space_header(title), "sdk_version": sdk_version}
+    return f"---\n{yaml.safe_dump(header, allow_unicode=True)}---\n\n# {title}\n"
+
+
+def replicas_for(peak: float, per_core: float, utilization: float, minimum: int) -> int:
+    from course_pkg.kubernetes import plan_capacity
+
+    return plan_capacity(
+        peak, per_core, target_utilization=utilization, min_replicas=minimum
+    ).replicas
+
+
 REFERENCE = {
     "00.sha256_file": reference_sha256,
     "00.parse_lock": preflight.parse_lock,
@@ -264,6 +290,11 @@ REFERENCE = {
         'FROM model-server:dev\nCOPY digits/ /models/digits/\nCMD ["/models/digits"]\n'
     ),
     "06.fix_dockerfile": FIXED_DOCKERFILE,
+    "08.sticky_split": choose_version,
+    "08.canary_verdict": canary_verdict,
+    "08.replicas": replicas_for,
+    "09.space_readme": space_readme,
+    "09.azure_score": (azureml_score.init, azureml_score.run),
     "06.choose_tags": lambda v, r, m, release: (
         [r[:12], f"model-{m}"] + ([v, "latest"] if release else [])
     ),

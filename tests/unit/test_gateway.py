@@ -78,18 +78,25 @@ def test_routing_table_validates_and_rolls_back() -> None:
     assert table.get("churn").aliases == {"stable": "1.0.0"}  # failed changes changed nothing
     table.set_alias("churn", "canary", "1.1.0")
     table.set_weights("churn", {"stable": 90, "canary": 10})
+    table.set_weights("churn", {"stable": 50, "canary": 50})
+    before_canary = Routing({"stable": "1.0.0", "canary": "1.1.0"}, {})
+    assert table.rollback("churn") == before_canary  # one call undoes the whole ramp
+    table.set_weights("churn", {"stable": 90, "canary": 10})
     table.promote("churn", "canary")
     assert table.get("churn") == Routing({"stable": "1.1.0", "canary": "1.1.0"}, {})
-    assert table.rollback("churn").weights == {"stable": 90, "canary": 10}  # one step back
+    assert table.rollback("churn") == before_canary  # the previous stable, split gone
+    with pytest.raises(ApiError, match="nothing to roll back to"):
+        table.rollback("churn")  # the start pinned 1.0.0 too: no other single version
+    table.set_weights("churn", {"stable": 90, "canary": 10})
     with pytest.raises(ApiError, match="carries traffic"):
         table.remove_alias("churn", "canary")
     assert table.references("churn", "1.1.0") == ["canary"]
-    table.set_weights("churn", {})
-    table.remove_alias("churn", "canary")
-    loaded["churn"] = ["1.0.0"]  # 1.1.0 unloaded
+    table.promote("churn", "canary")
+    table.set_alias("churn", "canary", "1.0.0")
+    loaded["churn"] = ["1.1.0"]  # 1.0.0 unloaded behind the table's back
     with pytest.raises(ApiError, match="were unloaded"):
         table.rollback("churn")
-    assert table.history("churn") == 4  # the refused rollback kept its step
+    assert table.get("churn").aliases["stable"] == "1.1.0"  # a refused rollback changes nothing
 
 
 @pytest.fixture
