@@ -19,9 +19,9 @@ STREAMLIT_APP = Path(__file__).resolve().parent / "demos" / "streamlit_app.py"
 # Run a Space's app.py as Spaces does (in its folder, first on sys.path, as __main__), with
 # course_pkg made unimportable: the folder must carry everything it needs.
 SPACE_LAUNCHER = (
-    "import os, runpy, sys; sys.modules['course_pkg'] = None; os.chdir('{folder}'); "
-    "sys.path.insert(0, '{folder}'); "
-    "runpy.run_path('{folder}/app.py', run_name='__main__')"
+    "import os, runpy, sys; sys.modules['course_pkg'] = None; os.chdir({folder!r}); "
+    "sys.path.insert(0, {folder!r}); "
+    "runpy.run_path(os.path.join({folder!r}, 'app.py'), run_name='__main__')"
 )
 
 

@@ -30,7 +30,7 @@ from course_pkg.serving.errors import ApiError
 from course_pkg.serving.gateway import Routing
 from course_pkg.serving.http import json_response, read_json, registry_of, request_id
 from course_pkg.serving.observability import Metrics
-from course_pkg.serving.registry import ModelRegistry
+from course_pkg.serving.registry import AlreadyLoaded, ModelRegistry
 
 LOG = logging.getLogger("course_pkg.serving.admin")
 
@@ -112,7 +112,7 @@ async def load(request: Request) -> Response:
         served = await asyncio.to_thread(registry.load, path)
     except ApiError:
         raise
-    except ValueError as error:  # already loaded
+    except AlreadyLoaded as error:
         raise ApiError(409, "already_loaded", str(error)) from None
     except Exception as error:  # hash or signature mismatch, unreadable ONNX, …
         raise ApiError(

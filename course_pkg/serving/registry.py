@@ -24,6 +24,10 @@ from course_pkg.serving.gateway import LATEST, STABLE, RoutingTable
 from course_pkg.serving.schema import RowSchema
 
 
+class AlreadyLoaded(ValueError):
+    """The package's name and version are already served."""
+
+
 def semver_key(version: str) -> tuple[int, ...]:
     core = version.split("+")[0].split("-")[0]
     return tuple(int(part) for part in core.split("."))
@@ -153,7 +157,7 @@ class ModelRegistry:
         with self._lock:
             versions = self._models.setdefault(served.name, {})
             if served.version in versions:
-                raise ValueError(f"{served.name} {served.version} is loaded twice ({path})")
+                raise AlreadyLoaded(f"{served.name} {served.version} is loaded twice ({path})")
             versions[served.version] = served
             self.order.append((served.name, served.version))
         if self.ready:  # loaded later (admin API): a new model starts stable on it

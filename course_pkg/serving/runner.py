@@ -120,7 +120,8 @@ def serve(model_dirs: Sequence[str | Path], settings: ServerSettings | None = No
         uvicorn.run(create_app(dirs, settings), **common)
         return
     os.environ[MODELS_ENV] = os.pathsep.join(dirs)
-    for key, value in settings.model_dump(mode="json", exclude={"workers"}).items():
+    # (admin_token cannot be set with several workers: settings refuse it)
+    for key, value in settings.model_dump(mode="json", exclude={"workers", "admin_token"}).items():
         if value is not None:  # JSON, as pydantic-settings reads dicts (rate_limits, routing)
             text = value if isinstance(value, str) else json.dumps(value)
             os.environ[f"COURSE_SERVE_{key.upper()}"] = text

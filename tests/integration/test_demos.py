@@ -4,6 +4,7 @@ own inference server running the scoring script, called over HTTP."""
 from __future__ import annotations
 
 import ast
+import json
 import shutil
 import sys
 from collections.abc import Iterator
@@ -135,7 +136,7 @@ def test_space_runs_the_way_spaces_runs_it(space: Path) -> None:
 
 
 def deploy_folders_schema(space: Path) -> list[dict[str, Any]]:
-    manifest = yaml.safe_load((space / "models" / "churn" / "manifest.json").read_text())
+    manifest = json.loads((space / "models" / "churn" / "manifest.json").read_text())
     return list(manifest["input_schema"])
 
 
