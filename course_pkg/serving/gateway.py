@@ -81,6 +81,8 @@ class Routing:
 
     def choose(self, model: str, client: str | None) -> str:
         """The target (alias or version) that serves this request."""
+        if not self.weights:  # the common case, on every unversioned request: no split
+            return STABLE
         shares = self.shares()
         if not shares:
             return STABLE

@@ -129,14 +129,19 @@ def registry_of(request: Request) -> ModelRegistry:
     return registry
 
 
-def serving_model(request: Request, name: str, version: str | None = None) -> ServedModel:
+def serving_model(
+    request: Request, name: str | None = None, version: str | None = None
+) -> ServedModel:
     """The model a prediction request is served by: ``version`` (a version or alias) when the
-    route pins one, else the routing's choice (``gateway``), sticky per ``X-Client-Id``."""
+    route pins one, else the routing's choice (``gateway``), sticky per ``X-Client-Id``.
+    ``name`` None: the default model (MLflow's /invocations serves one)."""
     registry = registry_of(request)
+    if name is None:
+        name = registry.default_name()
     if version is not None:
         return registry.get(name, version)
     served, target = registry.route(name, request.headers.get("x-client-id"))
-    request.state.alias = target
+    request.scope.setdefault("state", {})["alias"] = target  # = request.state.alias, cheaper
     return served
 
 

@@ -21,7 +21,6 @@ from course_pkg.serving.http import (
     json_response,
     media_type,
     parse_json,
-    registry_of,
     run_model,
     serving_model,
     settings_of,
@@ -107,7 +106,7 @@ async def invocations(request: Request) -> Response:
             media_type="text/plain",
         )
     try:
-        served = serving_model(request, registry_of(request).default_name())
+        served = serving_model(request)
         admit(request, served)
         settings = settings_of(request)
         if kind in ("text/csv", "application/csv"):  # MLflow's docs say the latter

@@ -239,18 +239,19 @@ class ModelRegistry:
         chose it: the split when weights are set, sticky for a client id."""
         routing = self.routes.get(name)  # one snapshot: the target and its version agree
         target = routing.choose(name, client)
-        with self._lock:
-            served = self._models.get(name, {}).get(routing.resolve(target))
+        # No lock on this hot path: dict reads are atomic under the GIL, and loads and unloads
+        # (under the lock) replace entries whole.
+        served = self._models.get(name, {}).get(routing.resolve(target))
         if served is None:  # the routing changed meanwhile (or it is not started yet)
             return self.get(name), STABLE
         return served, target
 
     def default_name(self) -> str:
         """The first model loaded: what /invocations (MLflow serves one model) predicts with."""
-        with self._lock:
-            if not self.order:
-                raise not_found("a model", [])
-            return self.order[0][0]
+        order = self.order  # read without the lock: list indexing is atomic under the GIL
+        if not order:
+            raise not_found("a model", [])
+        return order[0][0]
 
     def default(self) -> ServedModel:
         return self.get(self.default_name())
