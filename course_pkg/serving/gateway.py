@@ -104,14 +104,17 @@ class RoutingTable:
         self._versions = versions
         self._routing: dict[str, Routing] = {}
         self._history: dict[str, list[Routing]] = {}
-        self._lock = threading.Lock()
+        # Held by every routing change; the registry holds it to unload a version, so no alias
+        # can move onto that version between its check and the removal. Order: this lock,
+        # then the registry's.
+        self.lock = threading.Lock()
 
     def get(self, model: str) -> Routing:
         return self._routing.get(model, Routing())  # one dict read: atomic under the GIL
 
     def start(self, model: str, version: str) -> None:
         """Pin ``stable`` for a model seen for the first time (no-op afterwards)."""
-        with self._lock:
+        with self.lock:
             self._routing.setdefault(model, Routing(aliases={STABLE: version}))
 
     def history(self, model: str) -> int:
@@ -121,7 +124,7 @@ class RoutingTable:
         self, model: str, aliases: Mapping[str, str], weights: Mapping[str, float]
     ) -> None:
         """Set the routing a server starts with (``COURSE_SERVE_ROUTING``); not undoable."""
-        with self._lock:
+        with self.lock:
             self._swap(model, Routing({**self.get(model).aliases, **aliases}, dict(weights)))
             self._history.pop(model, None)
 
@@ -156,12 +159,12 @@ class RoutingTable:
         return new
 
     def set_alias(self, model: str, alias: str, version: str) -> Routing:
-        with self._lock:
+        with self.lock:
             old = self.get(model)
             return self._swap(model, Routing({**old.aliases, alias: version}, old.weights))
 
     def remove_alias(self, model: str, alias: str) -> Routing:
-        with self._lock:
+        with self.lock:
             old = self.get(model)
             if alias not in old.aliases:
                 raise ApiError(404, "not_found", f"{model} has no alias {alias!r}")
@@ -171,13 +174,13 @@ class RoutingTable:
             return self._swap(model, Routing(aliases, old.weights))
 
     def set_weights(self, model: str, weights: Mapping[str, float]) -> Routing:
-        with self._lock:
+        with self.lock:
             old = self.get(model)
             return self._swap(model, Routing(old.aliases, dict(weights)))
 
     def promote(self, model: str, alias: str) -> Routing:
         """``stable`` takes ``alias``'s version and the split ends: the canary has won."""
-        with self._lock:
+        with self.lock:
             old = self.get(model)
             if alias not in old.aliases:
                 raise ApiError(404, "not_found", f"{model} has no alias {alias!r}")
@@ -190,7 +193,7 @@ class RoutingTable:
         version, and a different split from now: during a canary, that is stable alone
         (whatever the weights or alias moves since); after a promotion, the previous stable.
         """
-        with self._lock:
+        with self.lock:
             history = self._history.get(model, [])
             current = self.get(model).describe()["split"]
             for index in range(len(history) - 1, -1, -1):

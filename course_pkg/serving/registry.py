@@ -168,17 +168,18 @@ class ModelRegistry:
         """Stop serving one version; 409 while an alias or weight points at it. Requests
         already holding it finish normally."""
         served = self.get(name, version)
-        used = self.routes.references(name, served.version)
-        if used:
-            raise ApiError(
-                409,
-                "routing_conflict",
-                f"{name} {served.version} is routed to by {', '.join(used)}; "
-                "move those aliases and weights first",
-            )
-        with self._lock:
-            del self._models[name][served.version]
-            self.order.remove((name, served.version))
+        with self.routes.lock:  # no routing change between the check and the removal
+            used = self.routes.references(name, served.version)
+            if used:
+                raise ApiError(
+                    409,
+                    "routing_conflict",
+                    f"{name} {served.version} is routed to by {', '.join(used)}; "
+                    "move those aliases and weights first",
+                )
+            with self._lock:
+                del self._models[name][served.version]
+                self.order.remove((name, served.version))
         return served
 
     def load_all(self, routing: dict[str, dict[str, Any]] | None = None) -> None:
