@@ -30,3 +30,9 @@ def expect(condition: bool, hint: str) -> None:
     """Fail the check with ``hint`` unless ``condition`` holds."""
     if not condition:
         raise CheckFailed(hint)
+
+
+def callable_answer(answer: Any, name: str) -> Any:
+    """``answer`` itself when it is callable; else fail with the hint to pass the function."""
+    expect(callable(answer), f"pass the function itself: check(..., {name})")
+    return answer

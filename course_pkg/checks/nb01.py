@@ -9,19 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from course_pkg.checks._registry import CheckFailed, expect, register
-
-
-def _fn(answer: Any, name: str) -> Any:
-    expect(callable(answer), f"pass the function itself: check(..., {name})")
-    return answer
+from course_pkg.checks._registry import CheckFailed, callable_answer, expect, register
 
 
 @register("01.parity")
 def _parity(answer: Any) -> str:
     from sklearn.linear_model import LogisticRegression
 
-    fn = _fn(answer, "parity")
+    fn = callable_answer(answer, "parity")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 3))
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
@@ -44,7 +39,7 @@ def _parity(answer: Any) -> str:
 
 @register("01.write_manifest")
 def _write_manifest(answer: Any) -> str:
-    fn = _fn(answer, "write_manifest")
+    fn = callable_answer(answer, "write_manifest")
     with tempfile.TemporaryDirectory() as tmp:
         files = {"model.onnx": Path(tmp) / "a.bin", "model.skops": Path(tmp) / "b.bin"}
         files["model.onnx"].write_bytes(b"onnx bytes")
@@ -73,7 +68,7 @@ def _write_manifest(answer: Any) -> str:
 
 @register("01.version_drift")
 def _version_drift(answer: Any) -> str:
-    fn = _fn(answer, "version_drift")
+    fn = callable_answer(answer, "version_drift")
     manifest = {
         "environment": {
             "libraries": {"scikit-learn": "1.9.1", "numpy": "2.4.6", "onnxruntime": "1.32.0"}

@@ -9,12 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from course_pkg.checks._registry import CheckFailed, expect, register
-
-
-def _fn(answer: Any, name: str) -> Any:
-    expect(callable(answer), f"pass the function itself: check(..., {name})")
-    return answer
+from course_pkg.checks._registry import CheckFailed, callable_answer, expect, register
 
 
 class _Everything:
@@ -42,7 +37,7 @@ class _Touch:
 def _find_globals(answer: Any) -> str:
     from sklearn.preprocessing import StandardScaler
 
-    fn = _fn(answer, "find_globals")
+    fn = callable_answer(answer, "find_globals")
     cases = {
         "protocol 0 (GLOBAL opcode)": pickle.dumps(_Touch(), protocol=0),
         "protocol 2 (GLOBAL opcode)": pickle.dumps(_Touch(), protocol=2),
@@ -101,7 +96,7 @@ def _tiny_package(root: Path, name: str) -> Path:
 def _is_authentic(answer: Any) -> str:
     from course_pkg.artifacts.signing import generate_keypair, sign_package
 
-    fn = _fn(answer, "is_authentic")
+    fn = callable_answer(answer, "is_authentic")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         private, public = generate_keypair(root / "keys")
@@ -137,7 +132,7 @@ def _find_malicious(answer: Any) -> str:
 
     from course_pkg.artifacts.hostile import CORPUS, build
 
-    fn = _fn(answer, "find_malicious")
+    fn = callable_answer(answer, "find_malicious")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "downloads"
         folder.mkdir()

@@ -8,12 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from course_pkg.checks._registry import CheckFailed, expect, register
-
-
-def _fn(answer: Any, name: str) -> Any:
-    expect(callable(answer), f"pass the function itself: check(..., {name})")
-    return answer
+from course_pkg.checks._registry import CheckFailed, callable_answer, expect, register
 
 
 @cache
@@ -87,7 +82,7 @@ def grade_export(model: Any, pipeline: Any, frame: Any) -> dict[str, bool]:
 
 @register("03.export_pipeline")
 def _export_pipeline(answer: Any) -> str:
-    fn = _fn(answer, "export_pipeline")
+    fn = callable_answer(answer, "export_pipeline")
     pipeline, frame = exercise_pipeline()
     result = grade_export(fn(pipeline, frame.head(20)), pipeline, frame)
     hints = {
@@ -141,7 +136,7 @@ def parity_cases() -> list[tuple[str, Any, Any, Any]]:
 
 @register("03.parity_report")
 def _parity_report(answer: Any) -> str:
-    fn = _fn(answer, "parity_report")
+    fn = callable_answer(answer, "parity_report")
     for label, pipeline, model, frame in parity_cases():
         got = fn(pipeline, model, frame)
         expect(isinstance(got, dict), "return a dict with label_agreement and max_abs_diff")
@@ -205,7 +200,7 @@ def _convert_clip(answer: Any) -> str:
     from course_pkg.onnx_export import export_sklearn
     from course_pkg.onnx_export.custom import register_clip_converter
 
-    fn = _fn(answer, "convert_clip")
+    fn = callable_answer(answer, "convert_clip")
     expect(
         len(inspect.signature(fn).parameters) == 3,
         "a converter takes exactly (scope, operator, container)",
@@ -223,7 +218,7 @@ def _convert_clip(answer: Any) -> str:
 def _max_opset(answer: Any) -> str:
     from course_pkg.onnx_export import runtime_max_opset
 
-    fn = _fn(answer, "max_opset")
+    fn = callable_answer(answer, "max_opset")
     got = fn()
     expect(isinstance(got, int), f"return an int, got {type(got).__name__}")
     want = runtime_max_opset()

@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from course_pkg.checks._registry import CheckFailed, expect, register
+from course_pkg.checks._registry import CheckFailed, callable_answer, expect, register
 
 GOOD: dict[str, Any] = {
     "senior_citizen": 0,
@@ -42,11 +42,6 @@ SCHEMA_CASES: list[tuple[str, dict[str, Any], bool]] = [
     ("an extra field", {**GOOD, "customer_id": 7}, False),
     ("a missing field", {k: v for k, v in GOOD.items() if k != "contract"}, False),
 ]
-
-
-def _fn(answer: Any, name: str) -> Any:
-    expect(callable(answer), f"pass the function itself: check(..., {name})")
-    return answer
 
 
 def schema_results(model: Any) -> list[bool]:
@@ -141,7 +136,7 @@ def probe_app(app: Any, *, csv: bool = False) -> dict[str, Any]:
 
 @register("04.predict_endpoint")
 def _predict_endpoint(answer: Any) -> str:
-    fn = _fn(answer, "make_app")
+    fn = callable_answer(answer, "make_app")
     result = probe_app(fn(reference_predictor()))
     expect(result["good_status"] == 200, f"POST /predict answered {result['good_status']}, not 200")
     expect(
@@ -160,7 +155,7 @@ def _predict_endpoint(answer: Any) -> str:
 
 @register("04.csv_endpoint")
 def _csv_endpoint(answer: Any) -> str:
-    fn = _fn(answer, "make_app")
+    fn = callable_answer(answer, "make_app")
     result = probe_app(fn(reference_predictor()), csv=True)
     expect(result["csv_status"] == 200, f"POST /predict.csv answered {result['csv_status']}")
     expect(
@@ -189,7 +184,7 @@ def probe_flask(app: Any) -> dict[str, Any]:
 
 @register("04.flask_app")
 def _flask_app(answer: Any) -> str:
-    fn = _fn(answer, "make_flask_app")
+    fn = callable_answer(answer, "make_flask_app")
     result = probe_flask(fn(reference_predictor()))
     expect(result["good_status"] == 200, f"POST /predict answered {result['good_status']}")
     expect(result["labels"] == expected_labels(reference_rows()), "same JSON contract as FastAPI")

@@ -13,15 +13,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from course_pkg.checks._registry import CheckFailed, expect, register
+from course_pkg.checks._registry import CheckFailed, callable_answer, expect, register
 
 SCORER_ROWS = 100_000  # big enough that a whole-file read dwarfs a chunk's buffers
 SCORER_CHUNK = 2_000
-
-
-def _fn(answer: Any, name: str) -> Any:
-    expect(callable(answer), f"pass the function itself: check(..., {name})")
-    return answer
 
 
 # --- 1 · a chunked scorer --------------------------------------------------------------------
@@ -137,7 +132,7 @@ SCORER_HINTS = {
 
 @register("05.chunked_scorer")
 def _chunked_scorer(answer: Any) -> str:
-    result = probe_scorer(_fn(answer, "score_in_chunks"))
+    result = probe_scorer(callable_answer(answer, "score_in_chunks"))
     for name, ok in scorer_verdicts(result).items():
         detail = ""
         if name == "output_readable":
@@ -252,7 +247,7 @@ def probe_cache_key(cache_key: Any) -> list[bool]:
 
 @register("05.cache_key")
 def _cache_key(answer: Any) -> str:
-    got = probe_cache_key(_fn(answer, "cache_key"))
+    got = probe_cache_key(callable_answer(answer, "cache_key"))
     for (label, _, _, want), same in zip(KEY_CASES, got, strict=True):
         if same != want:
             raise CheckFailed(
@@ -299,7 +294,7 @@ def probe_percentiles(latency_percentiles: Any) -> list[Any]:
 
 @register("05.percentiles")
 def _percentiles(answer: Any) -> str:
-    got = probe_percentiles(_fn(answer, "latency_percentiles"))
+    got = probe_percentiles(callable_answer(answer, "latency_percentiles"))
     for values, g, w in zip(_latencies(), got, percentiles_expected(), strict=True):
         for key in ("p50", "p95", "p99"):
             if not math.isclose(g[key], w[key], rel_tol=1e-9):

@@ -16,13 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from course_pkg.checks._registry import CheckFailed, expect, register
-
-
-def _fn(answer: Any, name: str) -> Any:
-    expect(callable(answer), f"pass the function itself: check(..., {name})")
-    return answer
-
+from course_pkg.checks._registry import CheckFailed, callable_answer, expect, register
 
 # --- 1 · a TorchServe handler ---------------------------------------------------------------
 
@@ -149,7 +143,7 @@ def probe_rollout(plan_rollout: Any) -> list[bool]:
 
 @register("07.rollout_plan")
 def _rollout_plan(answer: Any) -> str:
-    fn = _fn(answer, "plan_rollout")
+    fn = callable_answer(answer, "plan_rollout")
     for case in ROLLOUT_CASES:
         got = _normal(fn(*case))
         want = _normal(rollout_expected(*case))
@@ -197,7 +191,7 @@ PROMQL_HINTS = {
 
 @register("07.p99_promql")
 def _p99_promql(answer: Any) -> str:
-    fn = _fn(answer, "p99_query")
+    fn = callable_answer(answer, "p99_query")
     for job, window in (("model-server", "1m"), ("canary", "30s")):
         for name, ok in promql_verdicts(fn(job, window), job, window).items():
             expect(ok, f"{PROMQL_HINTS[name]} (job={job!r}, window={window!r})")
@@ -257,7 +251,7 @@ def split_expected() -> dict[str, Any]:
 
 @register("07.mlflow_split")
 def _mlflow_split(answer: Any) -> str:
-    result = probe_split(_fn(answer, "to_dataframe_split"))
+    result = probe_split(callable_answer(answer, "to_dataframe_split"))
     want = split_expected()
     expect(
         result["json_serialisable"],

@@ -9,13 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from course_pkg.checks._registry import CheckFailed, expect, register
-
-
-def _fn(answer: Any, name: str) -> Any:
-    expect(callable(answer), f"pass the function itself: check(..., {name})")
-    return answer
-
+from course_pkg.checks._registry import CheckFailed, callable_answer, expect, register
 
 # --- 1 · weighted, sticky routing -----------------------------------------------------------
 
@@ -62,7 +56,7 @@ STICKY_HINTS = {
 @register("08.sticky_split")
 def _sticky_split(answer: Any) -> str:
     try:
-        result = probe_sticky_split(_fn(answer, "choose_version"))
+        result = probe_sticky_split(callable_answer(answer, "choose_version"))
     except (CheckFailed, NotImplementedError):
         raise  # check() reports NotImplementedError as "not done yet"
     except Exception as error:
@@ -99,7 +93,7 @@ def probe_verdict(verdict: Any) -> list[bool]:
 
 @register("08.canary_verdict")
 def _canary_verdict(answer: Any) -> str:
-    verdict = _fn(answer, "canary_verdict")
+    verdict = callable_answer(answer, "canary_verdict")
     for stable, canary, want, why in VERDICT_CASES:
         got = verdict(stable, canary)
         expect(
@@ -145,7 +139,7 @@ def probe_replicas(replicas_for: Any) -> list[int | None]:
 
 @register("08.replicas")
 def _replicas(answer: Any) -> str:
-    got = probe_replicas(_fn(answer, "replicas_for"))
+    got = probe_replicas(callable_answer(answer, "replicas_for"))
     for case, mine, want in zip(REPLICA_CASES, got, replicas_expected(), strict=True):
         peak, per_core, utilization, minimum = case
         expect(

@@ -16,13 +16,7 @@ from typing import Any
 
 import yaml
 
-from course_pkg.checks._registry import CheckFailed, expect, register
-
-
-def _fn(answer: Any, name: str) -> Any:
-    expect(callable(answer), f"pass the function itself: check(..., {name})")
-    return answer
-
+from course_pkg.checks._registry import CheckFailed, callable_answer, expect, register
 
 # --- 1 · a Hugging Face Space's README header ------------------------------------------------
 
@@ -68,7 +62,7 @@ def readme_expected() -> dict[str, bool]:
 
 @register("09.space_readme")
 def _space_readme(answer: Any) -> str:
-    result = probe_space_readme(_fn(answer, "space_readme"))
+    result = probe_space_readme(callable_answer(answer, "space_readme"))
     for key, hint in README_HINTS.items():
         if key == "accepted" and not result.get(key):
             raise CheckFailed(f"{hint}: {'; '.join(result.get('problems', []))}")
@@ -151,7 +145,7 @@ def _azure_score(answer: Any) -> str:
         isinstance(answer, tuple) and len(answer) == 2,
         "pass both functions: check('09.azure_score', (init, run))",
     )
-    init, run = (_fn(a, n) for a, n in zip(answer, ("init", "run"), strict=True))
+    init, run = (callable_answer(a, n) for a, n in zip(answer, ("init", "run"), strict=True))
     try:
         got = probe_azure(init, run)
     except NotImplementedError:
