@@ -64,18 +64,28 @@ def space_header(title: str = "Course models", short_description: str = "") -> d
     }
 
 
+def front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """(header, body) of a README with YAML front matter; ``ValueError`` saying what is wrong."""
+    if not text.startswith("---\n"):
+        raise ValueError("the README must start with a '---' line (YAML front matter)")
+    end = text.find("\n---", 4)
+    if end < 0:
+        raise ValueError("the front matter has no closing '---' line")
+    try:
+        header = yaml.safe_load(text[4:end])
+    except yaml.YAMLError as error:
+        raise ValueError(f"the front matter is not YAML: {error}") from None
+    if not isinstance(header, dict):
+        raise ValueError("the front matter must be key: value lines")
+    return header, text[end + 4 :]
+
+
 def check_space_readme(text: str) -> list[str]:
     """Problems with a Space README's front matter (empty: Spaces would accept it)."""
-    if not text.startswith("---\n"):
-        return ["the README must start with a '---' line (YAML front matter)"]
     try:
-        header = yaml.safe_load(text[4 : text.index("\n---", 4)])
-    except ValueError:
-        return ["the front matter has no closing '---' line"]
-    except yaml.YAMLError as error:
-        return [f"the front matter is not YAML: {error}"]
-    if not isinstance(header, dict):
-        return ["the front matter must be key: value lines"]
+        header, _ = front_matter(text)
+    except ValueError as error:
+        return [str(error)]
     problems = [f"missing {key!r}" for key in ("title", "sdk") if key not in header]
     if header.get("sdk") not in SPACE_SDKS:
         problems.append(f"sdk must be one of {sorted(SPACE_SDKS)}")

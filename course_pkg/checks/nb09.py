@@ -14,23 +14,22 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from course_pkg.checks._registry import CheckFailed, callable_answer, expect, register
 
 # --- 1 · a Hugging Face Space's README header ------------------------------------------------
 
 
 def probe_space_readme(space_readme: Any) -> dict[str, Any]:
-    from course_pkg.deploy_folders import check_space_readme
+    from course_pkg.deploy_folders import check_space_readme, front_matter
 
     text = space_readme("Churn demo", "6.31.0")
     if not isinstance(text, str):
         return {"is_text": False}
     problems = check_space_readme(text)
     header: dict[str, Any] = {}
+    body = ""
     if not problems:
-        header = yaml.safe_load(text[4 : text.index("\n---", 4)])
+        header, body = front_matter(text)
     return {
         "is_text": True,
         "accepted": problems == [],
@@ -39,7 +38,7 @@ def probe_space_readme(space_readme: Any) -> dict[str, Any]:
         "sdk_version": str(header.get("sdk_version")) == "6.31.0",
         "app_file": header.get("app_file") == "app.py",
         "python_version": header.get("python_version") == "3.11",
-        "has_body": bool(text[text.find("\n---", 4) + 4 :].strip()) if not problems else False,
+        "has_body": bool(body.strip()),
         "problems": problems,
     }
 

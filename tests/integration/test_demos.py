@@ -97,7 +97,7 @@ def space(model_packages: dict[str, Path], tmp_path_factory: pytest.TempPathFact
 
 def test_space_folder_is_complete_and_pinned(space: Path) -> None:
     assert deploy_folders.check_space_readme((space / "README.md").read_text()) == []
-    header = yaml.safe_load((space / "README.md").read_text().split("---")[1])
+    header, _ = deploy_folders.front_matter((space / "README.md").read_text())
     assert header["sdk_version"] == metadata.version("gradio")
     pinned = dict(line.split("==") for line in (space / "requirements.txt").read_text().split())
     assert pinned == {name: metadata.version(name) for name in deploy_folders.RUNTIME}
