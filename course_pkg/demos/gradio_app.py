@@ -44,7 +44,7 @@ def build_demo(churn: Any = None, digits: Any = None) -> Any:
             if churn is None:
                 gr.Markdown("The churn model is not loaded (see the app's log).")
             else:
-                fields, example = churn.schema, churn.example
+                fields, example = churn.form()
                 inputs: list[Any] = []
                 with gr.Row():
                     for field in fields:

@@ -94,10 +94,10 @@ class OnnxModel:
     def schema(self) -> list[dict[str, Any]]:
         return list(self.manifest.get("input_schema") or [])
 
-    @property
-    def example(self) -> dict[str, Any]:
+    def form(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """(input schema, one example row): what a demo's form is built from."""
         examples = self.manifest.get("extra", {}).get("input_example") or [{}]
-        return dict(examples[0])
+        return self.schema, dict(examples[0])
 
     def _answer(self, feeds: dict[str, np.ndarray]) -> Prediction:
         labels, proba = self.session.run(None, feeds)[:2]
@@ -176,12 +176,13 @@ class ServerModel:
     @property
     def schema(self) -> list[dict[str, Any]]:
         """The model's input schema, from ``GET /v1/models/{name}``."""
-        return list(self._describe().get("input_schema") or [])
+        return self.form()[0]
 
-    @property
-    def example(self) -> dict[str, Any]:
-        examples = self._describe().get("input_example") or [{}]
-        return dict(examples[0])
+    def form(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """(input schema, one example row), from one ``GET /v1/models/{name}``."""
+        described = self._describe()
+        examples = described.get("input_example") or [{}]
+        return list(described.get("input_schema") or []), dict(examples[0])
 
     def predict_row(self, row: dict[str, Any]) -> Prediction:
         return self._post(json.dumps({"records": [row]}).encode(), "application/json")

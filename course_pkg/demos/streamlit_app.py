@@ -32,7 +32,7 @@ def show(prediction: Any) -> None:
 def churn_tab() -> None:
     try:
         model = load("churn")
-        fields, example = model.schema, model.example
+        fields, example = model.form()
     except (OSError, PredictionError) as error:
         st.error(f"The churn model is not available: {error}")
         return
