@@ -10,6 +10,7 @@ and stdout read with a byte cap. The container is always removed.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -21,7 +22,8 @@ from typing import Any
 from grader.runner.protocol import MAX_STDOUT_BYTES, make_job, parse_frame, submission_status
 from grader.specs.model import Assignment
 
-DEFAULT_IMAGE = "course-grader:latest"
+# COURSE_GRADER_IMAGE lets two checkouts on one engine keep their own grading image.
+DEFAULT_IMAGE = os.environ.get("COURSE_GRADER_IMAGE", "course-grader:latest")
 WORK_TMPFS_MB = 64
 
 
