@@ -18,7 +18,7 @@ QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
 
-.PHONY: help setup lab test lint unit notebooks docker-env grader-image server-image image-context grade-demo assign solutions lock image manifests publish transactions clean
+.PHONY: help setup system-deps lab test test-fast lint unit notebooks docker-env grader-image server-image image-context grade-demo assign solutions lock image manifests publish transactions clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ $(STAMP): requirements.lock pyproject.toml
 
 lab: setup  ## open JupyterLab on notebooks/ (http://127.0.0.1:8888)
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(ROOT_FLAG)
+
+system-deps:  ## install the Debian packages the tests use (root; else print the command)
+	scripts/system-deps
 
 docker-env:  ## start a Docker engine and build the local base image (needs root; optional off CI)
 	@if scripts/docker-up && BASE_IMAGE=$(BASE_IMAGE) scripts/build-base-image; then :; \
@@ -64,7 +67,10 @@ notebooks: setup  ## execute solutions/ (outputs compared) and notebooks/ (lax)
 	$(BIN)/python -m pytest --nbval $(NBVAL) --nbval-sanitize-with tests/nbval_sanitize.cfg solutions
 	$(BIN)/python -m pytest --nbval-lax $(NBVAL) notebooks
 
-test: setup docker-env grader-image server-image lint unit notebooks  ## everything CI runs
+test: setup system-deps lint docker-env grader-image server-image unit notebooks  ## everything CI runs (lint first: it fails in seconds)
+
+test-fast: setup lint  ## lint + tests that start no process or container (a few minutes)
+	$(BIN)/python -m pytest tests -m "not integration and not docker and not slow" -q
 
 assign: setup  ## regenerate notebooks/ from solutions/
 	$(BIN)/grader assign

@@ -89,3 +89,28 @@ def browser() -> Iterator[Any]:
         pytest.skip(f"no chromium/chromedriver here ({INSTALL}); CI runs these tests")
     with chromium() as driver:
         yield driver
+
+
+# Fixtures that start a container, a browser or a server: a test using one is an integration
+# test whatever folder it sits in, so `make test-fast` (-m "not integration") leaves it out.
+_PROCESS_FIXTURES = {
+    "docker_client": "docker",
+    "base_image": "docker",
+    "slim_base_image": "docker",
+    "server_dev_image": "docker",
+    "grading_image": "docker",
+    "browser": "integration",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test under tests/integration/ `integration`, and every test that uses a
+    process-starting fixture with that fixture's marker (and `integration`)."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.integration)
+        for fixture, marker in _PROCESS_FIXTURES.items():
+            if fixture in fixtures:
+                item.add_marker(getattr(pytest.mark, marker))
+                item.add_marker(pytest.mark.integration)
