@@ -13,7 +13,7 @@ a sticky A/B split sees distinct clients. ``actions=[(2.0, rollback)]`` calls ea
 
 Safety by construction: only loopback URLs (127.0.0.1, ::1, localhost) are accepted, and every
 run stops at ``requests`` *and* ``duration_s``, whichever comes first (hard caps below). The
-client is asyncio + httpx in one process: it shares the CPU with the server on a laptop, so for
+client is asyncio + aiohttp in one process: it shares the CPU with the server on a laptop, so for
 absolute figures use wrk (benchmarks/serve_bench.py); for SLA checks, trends and comparisons
 between configurations of the same server it is what notebooks and tests need.
 
