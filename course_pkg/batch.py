@@ -226,11 +226,13 @@ def score_file(
     resume: bool = True,
     progress: bool = True,
     max_chunks: int | None = None,
+    public_key: Any = None,
 ) -> Summary:
     """Score ``input_path`` (CSV/Parquet) into ``output_path`` (.parquet or .csv); see module.
 
     ``max_chunks`` stops after that many chunks *without merging* (what a crash leaves
-    behind) — for demonstrating and testing resumption.
+    behind) — for demonstrating and testing resumption. With ``public_key`` the package's
+    model-signing signature is verified before the model is opened.
     """
     from course_pkg.onnx_export import OnnxPredictor
 
@@ -242,7 +244,7 @@ def score_file(
         raise ValueError(f"{output_path}: write a .parquet or .csv file")
     if chunk_rows <= 0 or workers <= 0:
         raise ValueError("chunk_rows and workers must be positive")
-    predictor = OnnxPredictor.from_package(model_package, intra_op_threads=1)
+    predictor = OnnxPredictor.from_package(model_package, public_key, intra_op_threads=1)
     manifest = predictor.manifest
     model_sha = manifest["files"][manifest["model_file"]]["sha256"]
     classes = list(manifest.get("output_schema", {}).get("probabilities", {}).get("classes") or [])

@@ -108,15 +108,26 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
-    from course_pkg.artifacts import ArtifactError, sign_package, verify_package
+    from course_pkg.artifacts import ArtifactError, sign_package, upgrade_signature, verify_package
 
     try:
-        verify_package(args.package)  # never sign a package that does not match its manifest
-        target = sign_package(args.package, args.key)
+        if args.upgrade:
+            if args.legacy_key is None:
+                print(
+                    "error: --upgrade needs --legacy-key OLD.pub (the Ed25519 public key that "
+                    "verifies the manifest.sig being replaced)",
+                    file=sys.stderr,
+                )
+                return 2
+            target = upgrade_signature(args.package, args.key, args.legacy_key)
+        else:
+            verify_package(args.package)  # never sign a package that does not match its manifest
+            target = sign_package(args.package, args.key)
     except (ArtifactError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"signed: {target}")
+    replaced = " (replaced manifest.sig)" if args.upgrade else ""
+    print(f"signed: {target} (OpenSSF model-signing bundle){replaced}")
     return 0
 
 
@@ -126,7 +137,7 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         manifest = verify_package(args.package, args.key)
     except ArtifactError as error:
-        print(f"FAIL {error}", file=sys.stderr)
+        print(f"FAIL {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     signed = "signature valid, " if args.key else "not checking a signature (no --key), "
     print(
@@ -223,8 +234,7 @@ def _worker(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
     from redis.exceptions import RedisError
 
-    from course_pkg.artifacts import ArtifactError
-    from course_pkg.artifacts.signing import load_public_key
+    from course_pkg.artifacts import ArtifactError, load_public_key
     from course_pkg.serving import ServerSettings
     from course_pkg.serving.jobs import work
 
@@ -264,6 +274,7 @@ def _batch_score(args: argparse.Namespace) -> int:
                 rejects_path=args.rejects,
                 resume=not args.no_resume,
                 progress=not args.quiet,
+                public_key=args.key,
             )
         except (ArtifactError, ValueError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
@@ -409,13 +420,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace an existing package")
     train.set_defaults(func=_train)
 
-    keygen = sub.add_parser("keygen", help="create an Ed25519 signing key pair")
+    keygen = sub.add_parser(
+        "keygen", help="create an ECDSA P-256 key pair for OpenSSF model signing"
+    )
     keygen.add_argument("--out", type=Path, default=Path("keys"), help="directory (default keys/)")
     keygen.set_defaults(func=_keygen)
 
-    sign = sub.add_parser("sign", help="sign a packaged model (writes manifest.sig)")
+    sign = sub.add_parser(
+        "sign", help="sign every file of a package in the OpenSSF model-signing format (model.sig)"
+    )
     sign.add_argument("package", type=Path)
     sign.add_argument("--key", type=Path, default=Path("keys/signing_key.pem"))
+    sign.add_argument(
+        "--upgrade",
+        action="store_true",
+        help="replace a deprecated manifest.sig (checked with --legacy-key first) by model.sig",
+    )
+    sign.add_argument("--legacy-key", type=Path, help="with --upgrade: the old Ed25519 public key")
     sign.set_defaults(func=_sign)
 
     verify = sub.add_parser("verify", help="check a package's files (and signature with --key)")
@@ -473,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--rejects", type=Path, help="default: <out>.rejects.csv")
     batch.add_argument("--no-resume", action="store_true", help="start over, discard parts")
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
+    batch.add_argument("--key", type=Path, help="verify the package's signature with this key")
     batch.add_argument("--every", type=float, help="repeat every N seconds (a simple scheduler)")
     batch.add_argument("--times", type=int, help="with --every: stop after this many runs")
     batch.set_defaults(func=_batch_score)

@@ -6,10 +6,14 @@ from course_pkg.artifacts.errors import (
     ArtifactError,
     IntegrityError,
     SignatureError,
+    SignerMismatchError,
+    TamperedPackageError,
     UnsafeArtifactError,
+    UnsignedPackageError,
     UnsupportedFormatError,
 )
 from course_pkg.artifacts.formats import compare_formats, load_model, save_model
+from course_pkg.artifacts.legacy_signing import LegacySignatureWarning, upgrade_signature
 from course_pkg.artifacts.loading import load_package
 from course_pkg.artifacts.manifest import (
     ArtifactVersionWarning,
@@ -20,7 +24,13 @@ from course_pkg.artifacts.manifest import (
 )
 from course_pkg.artifacts.pickle_scan import ScanReport, opcode_listing, scan_bytes
 from course_pkg.artifacts.safe_load import Verdict, safe_load, scan_file, sniff
-from course_pkg.artifacts.signing import generate_keypair, sign_package, verify_signature
+from course_pkg.artifacts.signing import (
+    generate_keypair,
+    load_public_key,
+    read_statement,
+    sign_package,
+    verify_signature,
+)
 
 __all__ = [
     "DEFAULT_ALLOWLIST",
@@ -28,25 +38,32 @@ __all__ = [
     "ArtifactError",
     "ArtifactVersionWarning",
     "IntegrityError",
+    "LegacySignatureWarning",
     "Package",
     "ScanReport",
     "SignatureError",
+    "SignerMismatchError",
+    "TamperedPackageError",
     "UnsafeArtifactError",
+    "UnsignedPackageError",
     "UnsupportedFormatError",
     "Verdict",
     "compare_formats",
     "generate_keypair",
     "load_model",
     "load_package",
+    "load_public_key",
     "opcode_listing",
     "package_model",
     "read_manifest",
+    "read_statement",
     "safe_load",
     "save_model",
     "scan_bytes",
     "scan_file",
     "sign_package",
     "sniff",
+    "upgrade_signature",
     "verify_package",
     "verify_signature",
 ]

@@ -4,7 +4,10 @@ ArtifactError                     anything wrong with a model artifact (catch th
 ├── UnsafeArtifactError           bytes that would import or call something not allowlisted
 ├── UnsupportedFormatError        not a format we know how to load safely
 ├── IntegrityError                files do not match the manifest (hash, size, missing, extra)
-└── SignatureError                manifest.sig missing, malformed, or not from the given key
+└── SignatureError                the signature is missing, malformed, or does not verify
+    ├── UnsignedPackageError      no model.sig (nor a legacy manifest.sig) in the package
+    ├── SignerMismatchError       signed, but by another key than the one you trust
+    └── TamperedPackageError      files differ from what the signature covers (names them)
 """
 
 from __future__ import annotations
@@ -50,3 +53,42 @@ class IntegrityError(ArtifactError):
 
 class SignatureError(ArtifactError):
     """The package signature is missing, malformed or does not verify with the given key."""
+
+
+# --- OpenSSF model-signing verification (course_pkg.artifacts.signing) ----------------------
+
+
+class UnsignedPackageError(SignatureError):
+    """A signature was required but the package carries none."""
+
+
+class SignerMismatchError(SignatureError):
+    """The signature is valid for *some* key, not the one the caller trusts.
+
+    ``signed_by`` is the fingerprint recorded in the bundle (sha256 of the signer's public-key
+    PEM), ``expected`` the fingerprint of the key the caller gave.
+    """
+
+    def __init__(self, package: str, signed_by: str, expected: str, key_source: str) -> None:
+        self.signed_by, self.expected = signed_by, expected
+        super().__init__(
+            f"{package}: signed by the key with fingerprint {signed_by[:16]}…, but the key "
+            f"expected is {key_source} (fingerprint {expected[:16]}…): wrong public key, or a "
+            "package re-signed by someone else. Verify with the publisher's public key."
+        )
+
+
+class TamperedPackageError(SignatureError):
+    """The signature is genuine, but files differ from the digests it signed.
+
+    ``files`` names every file that differs; ``problems`` says how (modified, missing, extra).
+    """
+
+    def __init__(self, package: str, problems: list[tuple[str, str]]) -> None:
+        self.files = [name for name, _ in problems]
+        self.problems = [f"{name}: {what}" for name, what in problems]
+        listing = "\n  - ".join(self.problems)
+        super().__init__(
+            f"{package}: the package does not match its signature (model.sig), so it was changed "
+            f"after signing; nothing was loaded:\n  - {listing}"
+        )

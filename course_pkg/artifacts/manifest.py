@@ -1,4 +1,4 @@
-"""A packaged model: model file(s) + ``manifest.json`` (+ ``manifest.sig`` when signed).
+"""A packaged model: model file(s) + ``manifest.json`` (+ ``model.sig`` when signed).
 
 The manifest records what is needed to trust and reproduce the model: name and semantic
 version, the sha256 and size of every file, the Python/library versions and platform it was
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from course_pkg.artifacts.errors import ArtifactError, IntegrityError
-from course_pkg.artifacts.signing import MANIFEST, SIGNATURE, verify_signature
+from course_pkg.artifacts.signing import LEGACY_SIGNATURE, MANIFEST, SIGNATURE, verify_signature
 from course_pkg.datasets.checksums import sha256_file
 
 MANIFEST_VERSION = 1
@@ -116,7 +116,7 @@ def package_model(
         raise ArtifactError(f"version {version!r} is not semantic versioning (e.g. 1.4.0)")
     if model_file not in files:
         raise ArtifactError(f"model_file {model_file!r} is not one of the files {sorted(files)}")
-    reserved = {MANIFEST, SIGNATURE} & set(files)
+    reserved = {MANIFEST, SIGNATURE, LEGACY_SIGNATURE} & set(files)
     if reserved:
         raise ArtifactError(f"{sorted(reserved)} are reserved names inside a package")
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
@@ -184,8 +184,12 @@ def verify_package(
 ) -> dict[str, Any]:
     """Check the signature (when a key is given) and every file against the manifest.
 
-    Raises ``SignatureError`` for signature problems and ``IntegrityError`` listing *every*
-    file difference (changed, missing, resized, unexpected extra file). Returns the manifest.
+    With ``public_key`` the OpenSSF ``model.sig`` is verified through model-signing first
+    (every file, manifest included; a legacy ``manifest.sig`` still verifies, with a
+    warning); nothing is deserialised before. Raises a ``SignatureError`` subclass for
+    signature problems (``UnsignedPackageError``, ``SignerMismatchError``,
+    ``TamperedPackageError`` naming the files) and ``IntegrityError`` listing *every* file
+    difference from the manifest (changed, missing, resized, unexpected). Returns the manifest.
     """
     package = Path(package)
     if public_key is not None:
@@ -204,7 +208,7 @@ def verify_package(
             problems.append(f"{name}: {size} bytes, manifest says {entry.get('bytes')}")
         if sha256_file(file) != entry.get("sha256"):
             problems.append(f"{name}: sha256 differs from the manifest (file was modified)")
-    listed = set(manifest["files"]) | {MANIFEST, SIGNATURE}
+    listed = set(manifest["files"]) | {MANIFEST, SIGNATURE, LEGACY_SIGNATURE}
     for file in sorted(p for p in package.rglob("*") if p.is_file()):
         name = file.relative_to(package).as_posix()
         if name not in listed:
