@@ -57,3 +57,52 @@ def test_scan_reports_unreadable_and_unknown_files(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("UNKNOWN notes.txt") and "unrecognised first bytes" in lines[0]
     assert lines[1].startswith("ERROR   missing.pkl")
+
+
+def test_sign_upgrade_rewrites_a_legacy_signature(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from course_pkg.artifacts.legacy_signing import write_legacy_signature
+    from course_pkg.artifacts.manifest import package_model
+
+    (tmp_path / "m.bin").write_bytes(b"weights")
+    package = package_model(
+        {"m.bin": tmp_path / "m.bin"},
+        tmp_path / "pkg",
+        name="m",
+        version="1.0.0",
+        model_file="m.bin",
+    ).path
+    old = Ed25519PrivateKey.generate()
+    write_legacy_signature(package, old)
+    (tmp_path / "old.pub").write_bytes(
+        old.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    legacy = cli("verify", "pkg", "--key", "old.pub", cwd=tmp_path)
+    assert legacy.returncode == 0 and "LegacySignatureWarning" in legacy.stderr
+    assert "sign --upgrade" in legacy.stderr
+
+    assert cli("keygen", "--out", "keys", cwd=tmp_path).returncode == 0
+    plain = cli("sign", "pkg", "--key", "keys/signing_key.pem", cwd=tmp_path)
+    assert plain.returncode == 1 and "--upgrade" in plain.stderr
+    no_old_key = cli("sign", "--upgrade", "pkg", "--key", "keys/signing_key.pem", cwd=tmp_path)
+    assert no_old_key.returncode == 2 and "--legacy-key" in no_old_key.stderr
+    upgraded = cli(
+        "sign",
+        "--upgrade",
+        "pkg",
+        "--key",
+        "keys/signing_key.pem",
+        "--legacy-key",
+        "old.pub",
+        cwd=tmp_path,
+    )
+    assert upgraded.returncode == 0 and "replaced manifest.sig" in upgraded.stdout, upgraded.stderr
+    assert sorted(p.name for p in package.iterdir()) == ["m.bin", "manifest.json", "model.sig"]
+    ok = cli("verify", "pkg", "--key", "keys/signing_key.pub", cwd=tmp_path)
+    assert ok.returncode == 0 and not ok.stderr, ok.stderr
+    old_key = cli("verify", "pkg", "--key", "old.pub", cwd=tmp_path)
+    assert old_key.returncode == 1 and "Ed25519 key of the deprecated format" in old_key.stderr

@@ -1,4 +1,7 @@
-"""Packages: manifest contents, every tamper mode, signatures, and version drift warnings."""
+"""Packages: manifest contents, every tamper mode, and version drift warnings.
+
+Signatures (model-signing, the legacy manifest.sig, every loader) are in test_model_signing.py.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +16,7 @@ from course_pkg.artifacts import (
     ArtifactError,
     ArtifactVersionWarning,
     IntegrityError,
-    SignatureError,
-    generate_keypair,
     load_package,
-    sign_package,
     verify_package,
 )
 from course_pkg.artifacts.manifest import dumps, package_model
@@ -33,11 +33,6 @@ def package(built: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "churn"
     shutil.copytree(built, copy)
     return copy
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return generate_keypair(tmp_path_factory.mktemp("keys"))
 
 
 def test_manifest_records_what_reproduction_needs(package: Path) -> None:
@@ -103,58 +98,9 @@ def test_broken_or_incomplete_manifest(package: Path) -> None:
     assert "missing" in _problems(package)[0]
 
 
-def test_signed_package_verifies(package: Path, keys: tuple[Path, Path]) -> None:
-    private, public = keys
-    sign_package(package, private)
-    assert verify_package(package, public)["name"] == "churn"
-    load_package(package, public, require_signature=True)
-
-
-def test_modified_manifest_breaks_the_signature(package: Path, keys: tuple[Path, Path]) -> None:
-    private, public = keys
-    sign_package(package, private)
-    manifest = json.loads((package / "manifest.json").read_text())
-    manifest["metrics"]["roc_auc"] = 0.99  # an attacker improves the numbers
-    (package / "manifest.json").write_text(dumps(manifest))
-    with pytest.raises(SignatureError, match="manifest was modified after signing"):
-        verify_package(package, public)
-
-
-def test_modified_file_in_signed_package_is_caught(package: Path, keys: tuple[Path, Path]) -> None:
-    private, public = keys
-    sign_package(package, private)
-    (package / "model.onnx").write_bytes(b"replaced")
-    with pytest.raises(IntegrityError, match=r"model\.onnx"):
-        verify_package(package, public)
-
-
-def test_missing_malformed_and_wrong_key_signatures(
-    package: Path, keys: tuple[Path, Path], tmp_path: Path
-) -> None:
-    private, public = keys
-    with pytest.raises(SignatureError, match="not signed"):
-        verify_package(package, public)
-    sign_package(package, private)
-    _, other_public = generate_keypair(tmp_path / "other")
-    with pytest.raises(SignatureError, match=r"signed by key .* but the key you gave is"):
-        verify_package(package, other_public)
-    (package / "manifest.sig").write_text('{"algorithm": "ed25519"}')
-    with pytest.raises(SignatureError, match="malformed"):
-        verify_package(package, public)
-    with pytest.raises(SignatureError, match="not a PEM public key"):
-        verify_package(package, b"not a key")
-
-
 def test_require_signature_needs_a_key(package: Path) -> None:
     with pytest.raises(ArtifactError, match="public_key"):
         verify_package(package, require_signature=True)
-
-
-def test_keys_are_never_overwritten_and_private_key_is_private(tmp_path: Path) -> None:
-    private, _ = generate_keypair(tmp_path)
-    assert private.stat().st_mode & 0o777 == 0o600
-    with pytest.raises(FileExistsError):
-        generate_keypair(tmp_path)
 
 
 def test_package_refuses_bad_names_versions_and_overwrites(tmp_path: Path) -> None:
