@@ -232,8 +232,14 @@ def signed_digests(statement: dict[str, Any]) -> dict[str, str]:
     return {str(r["name"]): str(r["digest"]) for r in resources}
 
 
-def _differences(package: Path, statement: dict[str, Any]) -> list[tuple[str, str]]:
-    """Every file that differs from the signed digests (sha256 file serialization)."""
+def _differences(
+    package: Path, statement: dict[str, Any], *, hash_files: bool = True
+) -> list[tuple[str, str]]:
+    """Every file that differs from the signed digests (sha256 file serialization).
+
+    ``hash_files=False`` checks only which files are present (after model-signing verified
+    the digests, hashing again would only repeat its work).
+    """
     serialization_args = statement.get("predicate", {}).get("serialization", {})
     if serialization_args.get("method") != "files" or serialization_args.get("hash_type") != (
         "sha256"
@@ -250,7 +256,7 @@ def _differences(package: Path, statement: dict[str, Any]) -> list[tuple[str, st
     for name, digest in sorted(signed.items()):
         if name not in present:
             problems.append((name, "signed but missing"))
-        elif sha256_file(present[name]) != digest:
+        elif hash_files and sha256_file(present[name]) != digest:
             problems.append((name, "modified after signing (sha256 differs from the signed one)"))
     for name in sorted(set(present) - set(signed)):
         if name == SIGNATURE:
@@ -267,11 +273,22 @@ def verify_signature(package: Path, public_key: Path | str | bytes | PublicKey |
     legacy ``manifest.sig`` is checked the old way with a ``LegacySignatureWarning``. Raises a
     ``SignatureError`` subclass: unsigned, another signer, or the files that differ.
     """
+    return verified_digests(package, public_key)[0]
+
+
+def verified_digests(
+    package: Path, public_key: Path | str | bytes | PublicKey | Any
+) -> tuple[str, dict[str, str] | None]:
+    """(signer fingerprint, {file: sha256} as verified) — the one verifier every loader uses.
+
+    The digests let ``verify_package`` check the manifest's hashes without hashing every file
+    a second time; they are None for a legacy ``manifest.sig`` (which signs the manifest only).
+    """
     package = Path(package)
     key = load_public_key(public_key)
     if not (package / SIGNATURE).exists():
         if (package / LEGACY_SIGNATURE).exists():
-            return legacy_signing.verify_legacy_signature(package, key.pem, key.source)
+            return legacy_signing.verify_legacy_signature(package, key.pem, key.source), None
         raise UnsignedPackageError(
             f"{package}: {SIGNATURE} is missing: the package is not signed (sign it with "
             f"`course-pkg sign {package} --key PRIVATE.pem`)"
@@ -289,12 +306,13 @@ def verify_signature(package: Path, public_key: Path | str | bytes | PublicKey |
         raise SignerMismatchError(str(package), hint, key.fingerprint, key.source)
     _verify_with_model_signing(package, key)
     statement = read_statement(package)  # authentic now: its envelope signature verified
-    uncovered = _differences(package, statement)
+    uncovered = _differences(package, statement, hash_files=False)
     if MANIFEST not in signed_digests(statement):
         uncovered.append((MANIFEST, "not covered by the signature"))
     if uncovered:
         raise TamperedPackageError(str(package), uncovered)
-    return key.fingerprint
+    sha256 = statement["predicate"]["serialization"].get("hash_type") == "sha256"
+    return key.fingerprint, signed_digests(statement) if sha256 else None
 
 
 def _verify_with_model_signing(package: Path, key: PublicKey) -> None:
