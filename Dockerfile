@@ -32,7 +32,7 @@ RUN python3 -m venv /opt/venv \
  && find . -name '*.pyi' -delete
 COPY course_pkg/ /app/course_pkg/
 RUN /opt/venv/bin/python -m compileall -q /app/course_pkg \
- && PYTHONPATH=/app /opt/venv/bin/python -c "import onnxruntime, course_pkg.serving.app"
+ && PYTHONPATH=/app /opt/venv/bin/python -c "import onnxruntime, model_signing, course_pkg.serving.app"
 
 FROM ${BASE_IMAGE}
 ARG VERSION=0.1.0
