@@ -19,7 +19,10 @@ COPY requirements-serve.lock /tmp/requirements-serve.lock
 COPY build/wheelhouse-serve/ /wheelhouse/
 # pip byte-compiles what it installs; the bytecode stays (start → ready ≤ 2 s). Trimmed, in the
 # same layer so the bytes never reach the image: pip itself, test suites, type stubs,
-# onnxruntime's offline tools and its C-API library (the Python binding links its own copy).
+# onnxruntime's offline tools and its C-API library (the Python binding links its own copy),
+# and two dependencies of model-signing's CLI that verifying a package never imports (checked
+# in this image: sys.modules after verify_package): pygments (rich's syntax highlighting,
+# 10 MB) and dnspython (email-validator's optional deliverability check, 3 MB).
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-index --find-links /wheelhouse --require-hashes \
         --no-cache-dir -q -r /tmp/requirements-serve.lock \
@@ -27,7 +30,7 @@ RUN python3 -m venv /opt/venv \
  && cd /opt/venv/lib/python3.11/site-packages \
  && rm -rf setuptools* pandas/tests numpy/f2py numpy/_pyinstaller \
         onnxruntime/transformers onnxruntime/quantization onnxruntime/tools \
-        onnxruntime/capi/libonnxruntime.so.* \
+        onnxruntime/capi/libonnxruntime.so.* pygments pygments-* dns dnspython-* \
  && find . -name tests -type d -prune -exec rm -rf {} + \
  && find . -name '*.pyi' -delete
 COPY course_pkg/ /app/course_pkg/
