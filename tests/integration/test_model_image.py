@@ -127,6 +127,37 @@ def test_env_configures_the_server_and_a_model_can_be_mounted(
         assert too_many.status_code == 413  # COURSE_SERVE_MAX_ROWS=2 took effect
 
 
+def test_server_verifies_the_model_signing_signature_before_loading(
+    server_image: containers.BuiltImage, record: dict[str, Any], tmp_path: Path
+) -> None:
+    import shutil
+
+    from course_pkg.artifacts import generate_keypair, sign_package
+
+    private, _ = generate_keypair(tmp_path / "keys")
+    signed = tmp_path / "signed"
+    (signed / "keys").mkdir(parents=True)
+    shutil.copy(tmp_path / "keys" / "signing_key.pub", signed / "keys")
+    shutil.copytree(containers.MODEL_CONTEXT, signed / "churn")
+    sign_package(signed / "churn", private)
+    for path in [signed, *signed.rglob("*")]:  # readable by the container's uid 10001
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    run = {
+        "command": ["/signed/churn", "--key", "/signed/keys/signing_key.pub"],
+        "volumes": {str(signed): {"bind": "/signed", "mode": "ro"}},
+    }
+    with containers.ServerContainer(server_image.image_id, port=free_port(), **run) as server:
+        answer = httpx.post(f"{server.url}/v1/models/churn/predict", json={"records": [record]})
+        assert answer.status_code == 200
+
+    onnx = signed / "churn" / "model.onnx"
+    onnx.write_bytes(onnx.read_bytes()[:-1] + b"\0")  # one byte changed after signing
+    refused = containers.ServerContainer(server_image.image_id, port=free_port(), **run)
+    with pytest.raises(TimeoutError):
+        refused.start(timeout=20)  # never ready; start() stops it and keeps the logs
+    assert "TamperedPackageError" in refused.logs and "model.onnx" in refused.logs
+
+
 def test_push_to_a_real_registry_and_pull_by_digest(
     server_image: containers.BuiltImage, record: dict[str, Any]
 ) -> None:
