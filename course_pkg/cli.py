@@ -176,7 +176,11 @@ def _export_onnx(args: argparse.Namespace) -> int:
             return 2
     try:
         package = export_package(
-            args.package, args.out, parity_frame=frame, overwrite=args.overwrite
+            args.package,
+            args.out,
+            public_key=args.key,
+            parity_frame=frame,
+            overwrite=args.overwrite,
         )
     except ParityError as error:
         print(f"FAIL {error}", file=sys.stderr)
@@ -457,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--parity-data", type=Path, help="CSV of held-out rows (default: churn test split)"
     )
     export.add_argument("--overwrite", action="store_true", help="replace an existing package")
+    export.add_argument("--key", type=Path, help="verify the source package's signature first")
     export.set_defaults(func=_export_onnx)
 
     inspect_onnx = sub.add_parser("inspect-onnx", help="inputs, outputs, opsets and ops of a file")

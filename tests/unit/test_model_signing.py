@@ -312,7 +312,7 @@ def test_every_loader_refuses_a_tampered_signed_package(
 ) -> None:
     from course_pkg.batch import score_file
     from course_pkg.datasets import load_churn
-    from course_pkg.onnx_export import OnnxPredictor
+    from course_pkg.onnx_export import OnnxPredictor, export_package
     from course_pkg.serving.jobs import work
     from course_pkg.serving.registry import ModelRegistry
 
@@ -331,8 +331,9 @@ def test_every_loader_refuses_a_tampered_signed_package(
         "batch scorer": lambda: score_file(
             signed, rows, tmp_path / "out.parquet", progress=False, public_key=public
         ),
+        "ONNX export": lambda: export_package(signed, tmp_path / "onnx", public_key=public),
     }
     for name, load in loaders.items():
         with pytest.raises(TamperedPackageError, match=r"model\.onnx"):
             load()
-        assert not (tmp_path / "out.parquet").exists(), name
+        assert not (tmp_path / "out.parquet").exists() and not (tmp_path / "onnx").exists(), name
