@@ -88,10 +88,14 @@ def _train(args: argparse.Namespace) -> int:
         print(f"  {name:<18} {entry['bytes']:>9,} B  sha256 {entry['sha256'][:16]}…")
     print("  metrics: " + ", ".join(f"{k}={v}" for k, v in manifest["metrics"].items()))
     if args.sign_key:
-        from course_pkg.artifacts import sign_package
+        from course_pkg.artifacts import ArtifactError, sign_package
 
-        sign_package(package.path, args.sign_key)
-        print(f"  signed with {args.sign_key}")
+        try:
+            sign_package(package.path, args.sign_key)
+        except (ArtifactError, OSError) as error:
+            print(f"error: the package was written but not signed: {error}", file=sys.stderr)
+            return 1
+        print(f"  signed with {args.sign_key} (model.sig)")
     return 0
 
 

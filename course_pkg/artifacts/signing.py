@@ -132,10 +132,11 @@ def _private_pem(source: Path | str | bytes | Any) -> bytes:
             raise SignatureError(f"{described}: not an unencrypted PEM private key") from error
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise SignatureError(
-            f"{described}: model-signing signs with elliptic-curve keys (P-256/384/521) only; "
-            f"this is a {type(key).__name__.removeprefix('_')}. An Ed25519 key made by an older "
-            "`course-pkg keygen` signs only the deprecated manifest.sig: create a new pair with "
-            "`course-pkg keygen --out NEWDIR` and re-sign with `course-pkg sign --upgrade`."
+            f"{described}: model-signing signs with elliptic-curve keys (P-256/384/521) only, "
+            f"and this key is {type(key).__name__.removeprefix('_')}. (An older `course-pkg "
+            "keygen` made Ed25519 keys, which signed the deprecated manifest.sig.) Create a new "
+            "pair with `course-pkg keygen --out NEWDIR` and sign with it; `course-pkg sign "
+            "--upgrade` replaces an existing manifest.sig."
         )
     if key.curve.name not in SUPPORTED_CURVES:
         raise SignatureError(f"{described}: curve {key.curve.name} is not supported")
