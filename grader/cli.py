@@ -48,17 +48,7 @@ def _execute(args: argparse.Namespace) -> int:
     return 0
 
 
-def _submissions(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-
-
 def _grade(args: argparse.Namespace) -> int:
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
-    from tqdm import tqdm
-
-    from grader.gradebook import finished, write_gradebook, write_submission
-    from grader.grading import grade, submission_id
     from grader.specs import load_assignment
 
     try:
@@ -81,44 +71,15 @@ def _grade(args: argparse.Namespace) -> int:
         )
     elif not _docker_ready(args.image):
         return 2
-    submissions = _submissions(args.submissions)
-    todo = [p for p in submissions if args.force or not finished(args.out, submission_id(p))]
-    skipped = len(submissions) - len(todo)
-    if skipped:
-        print(f"skipping {skipped} already graded (use --force to regrade)")
-    args.out.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {
-            pool.submit(
-                grade,
-                path,
-                assignment,
-                backend=args.backend,
-                image=args.image,
-                timeout=args.timeout,
-            ): path
-            for path in todo
-        }
-        with tqdm(total=len(futures), unit="submission", disable=None) as bar:
-            for future in as_completed(futures):
-                path = futures[future]
-                try:
-                    result = future.result()
-                except Exception as error:  # one broken submission never stops the batch
-                    failures += 1
-                    tqdm.write(f"error grading {path.name}: {type(error).__name__}: {error}")
-                else:
-                    write_submission(args.out, result, assignment)
-                    write_gradebook(args.out, assignment)
-                    tqdm.write(
-                        f"{result.submission}: {result.score:g}/{result.max_score:g} "
-                        f"[{result.status}] {result.seconds:.1f}s"
-                    )
-                bar.update()
-    book = write_gradebook(args.out, assignment)
-    print(f"gradebook: {book}")
-    return 1 if failures else 0
+    else:
+        from grader.runner.containers import reap_stale
+
+        reaped = reap_stale()
+        if reaped:
+            print(f"removed {reaped} container(s) left by an earlier grader run that was killed")
+    from grader.batch import grade_batch
+
+    return grade_batch(args, assignment)
 
 
 def _docker_ready(image: str) -> bool:
