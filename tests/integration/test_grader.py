@@ -17,6 +17,7 @@ import pytest
 
 from course_pkg import paths
 from grader.grading import grade
+from grader.runner.containers import CURRENT, LABEL
 from grader.runner.docker_backend import run_docker
 from grader.samples import HOSTILE_CELLS, full_solution, write_samples
 from grader.specs import load_assignment
@@ -92,8 +93,8 @@ def test_hostile_submission_is_contained(name: str, grading_image: str, tmp_path
     assert result.score == (FULL if score == "full" else score), result.questions
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before  # mounted read-only
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # nothing written beside it
-    leftovers = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"ancestor={grading_image}"],
+    leftovers = subprocess.run(  # only this test run's containers: the engine is shared
+        ["docker", "ps", "-aq", "--filter", f"label={LABEL}={CURRENT.value}"],
         capture_output=True,
         text=True,
         check=True,
