@@ -56,10 +56,12 @@ def _grade(args: argparse.Namespace) -> int:
     except KeyError as error:
         print(f"error: {error.args[0]}", file=sys.stderr)
         return 2
-    if args.cell_timeout:
-        import dataclasses
+    import dataclasses
 
+    if args.cell_timeout:
         assignment = dataclasses.replace(assignment, cell_timeout=args.cell_timeout)
+    if args.probe_timeout:
+        assignment = dataclasses.replace(assignment, probe_timeout=args.probe_timeout)
     if not args.submissions.is_dir():
         print(f"error: {args.submissions} is not a directory of submissions", file=sys.stderr)
         return 2
@@ -139,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
     grade.add_argument("--timeout", type=int, help="wall-clock seconds per submission")
     grade.add_argument("--cell-timeout", type=int, help="seconds per notebook cell (spec default)")
+    grade.add_argument(
+        "--probe-timeout", type=int, help="seconds per question's probe (default: cell timeout)"
+    )
     grade.add_argument("--backend", choices=["docker", "local"], default="docker")
     grade.add_argument("--image", default=DEFAULT_IMAGE)
     grade.add_argument("--force", action="store_true", help="regrade finished submissions")

@@ -44,8 +44,9 @@ def limits(assignment: Assignment) -> dict[str, str]:
     """Each limit a submission can hit, worded for the student (also in docs/GRADING.md)."""
     return {
         "size": f"the file may be at most {MAX_SUBMISSION_BYTES // 2**20} MiB",
-        "time": f"each cell may run {assignment.cell_timeout} s and the whole notebook, with "
-        f"its checks, {assignment.wall_timeout} s",
+        "time": f"each cell may run {assignment.cell_timeout} s, each question's check "
+        f"{assignment.probe_timeout or assignment.cell_timeout} s, and the whole notebook with "
+        f"its checks {assignment.wall_timeout} s",
         "memory": f"the notebook may use {assignment.memory}B of memory (no swap)",
         "output": f"cells may print at most {MAX_CELL_OUTPUT_BYTES // 2**20} MiB in total",
         "value": f"a function's result, as JSON, may be at most {MAX_PROBE_BYTES // 1024} KiB",

@@ -2,8 +2,8 @@
 
 Protocol (stdin → stdout), chosen so nothing the student's code prints can pass for a result:
 - The host writes one JSON job on stdin: ``{"notebook", "probes": [{"id", "code"}],
-  "cell_timeout", "key"}``. ``key`` is a random per-run secret that stays in this process;
-  the kernel is started with stdin, stdout and stderr on /dev/null, so it never sees the key
+  "cell_timeout", "probe_timeout", "key"}``. ``key`` is a random per-run secret that stays
+  in this process; the kernel is started with stdin, stdout and stderr on /dev/null, so it never sees the key
   and cannot write to the channel.
 - It prints signed frames ``GRADER-RESULT <hmac> <json>``, where ``hmac`` is
   HMAC-SHA256(key, json): one ``{"notebook": …}`` summary when the notebook has run, one
@@ -86,6 +86,7 @@ def _execute(
     cell_timeout: int,
     work_dir: str,
     emit: Emit,
+    probe_timeout: int | None = None,
 ) -> dict[str, Any]:
     import nbformat
     from nbclient import NotebookClient
@@ -161,6 +162,8 @@ def _execute(
         elif interrupted and result["notebook"] == "ok":
             result["notebook"] = "timeout"  # a cell hit its time limit and was interrupted
         probing = True
+        probe_timeout = probe_timeout or cell_timeout
+        client.timeout = probe_timeout  # each probe gets its own limit
         emit({key: value for key, value in result.items() if key != "probes"})
         probes_started = time.monotonic()
         died: str | None = None
@@ -171,7 +174,7 @@ def _execute(
                     "error": f"not run: the kernel died during the probe of {died}",
                 }
             else:
-                outcome = _run_probe(client, probe["code"], cell_timeout)
+                outcome = _run_probe(client, probe["code"], probe_timeout)
                 if outcome.get("status") in ("probe-crashed", "memory"):
                     died = probe["id"]
                     result["probe_kernel_died"] = probe["id"]
@@ -289,6 +292,7 @@ def main() -> int:
             int(job["cell_timeout"]),
             job.get("work_dir", "/work"),
             emit,
+            job.get("probe_timeout"),
         )
     except Exception:  # the runner itself failed: report it, framed
         import traceback

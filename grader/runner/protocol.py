@@ -28,6 +28,7 @@ def make_job(assignment: Assignment, notebook_path: str, work_dir: str = "/work"
         "work_dir": work_dir,
         "probes": [{"id": q.id, "code": q.probe} for q in assignment.questions],
         "cell_timeout": assignment.cell_timeout,
+        "probe_timeout": assignment.probe_timeout or assignment.cell_timeout,
         "key": key,
     }
     return Job(json.dumps(job) + "\n", key.encode())

@@ -33,7 +33,9 @@ pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.slow]
 NOTEBOOK = "00_setup_check.ipynb"
 
 
-def _cli(folder: Path, out: Path, timeout: int = 60, cell_timeout: int = 10) -> list[str]:
+def _cli(
+    folder: Path, out: Path, timeout: int = 60, cell_timeout: int = 120, probe_timeout: int = 60
+) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -48,6 +50,8 @@ def _cli(folder: Path, out: Path, timeout: int = 60, cell_timeout: int = 10) -> 
         "2",
         "--cell-timeout",
         str(cell_timeout),
+        "--probe-timeout",
+        str(probe_timeout),
         "--timeout",
         str(timeout),
     ]
@@ -58,11 +62,11 @@ def _env(run_id: str) -> dict[str, str]:
 
 
 def _run(
-    folder: Path, out: Path, timeout: int = 120, cell_timeout: int = 60
+    folder: Path, out: Path, timeout: int = 150, probe_timeout: int = 60
 ) -> tuple[subprocess.CompletedProcess[str], str]:
     run_id = f"test-{uuid.uuid4().hex[:10]}"
     done = subprocess.run(
-        _cli(folder, out, timeout, cell_timeout),
+        _cli(folder, out, timeout, probe_timeout=probe_timeout),
         env=_env(run_id),
         capture_output=True,
         text=True,
@@ -182,7 +186,7 @@ def test_each_probe_failure_has_its_status_and_earlier_answers_count(
     surrogate = nbformat.writes(full_solution(NOTEBOOK)).replace("import", "'\\ud800'; import", 1)
     _write(folder, b"surrogate.ipynb", surrogate.encode())
 
-    done, run_id = _run(folder, out, timeout=150, cell_timeout=15)
+    done, run_id = _run(folder, out, timeout=150, probe_timeout=10)
 
     assert done.returncode == 0, done.stderr
     rows = _rows(out)
@@ -202,7 +206,7 @@ def test_each_probe_failure_has_its_status_and_earlier_answers_count(
     assert len(table) == 2 + 4  # header, rule, one row per question: no forged row
     assert "<script>" not in feedback and "</details>" not in feedback
     assert "**Score" not in feedback.split("\n", 3)[3]  # the only score line is the real one
-    assert "Limit: each cell may run 15 s" in feedback
+    assert "each question's check 10 s" in feedback
 
     died = questions("kernel_dies")
     assert rows["kernel_dies"]["status"] == "crashed" and rows["kernel_dies"]["sha256_file"] == "2"
