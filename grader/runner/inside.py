@@ -3,8 +3,8 @@
 Protocol (stdin → stdout), chosen so nothing the student's code prints can pass for a result:
 - The host writes one JSON job on stdin: ``{"notebook", "probes": [{"id", "code"}],
   "cell_timeout", "probe_timeout", "key"}``. ``key`` is a random per-run secret that stays
-  in this process; the kernel is started with stdin, stdout and stderr on /dev/null, so it never sees the key
-  and cannot write to the channel.
+  in this process; the kernel is started with stdin, stdout and stderr on /dev/null, so it
+  never sees the key and cannot write to the channel.
 - It prints signed frames ``GRADER-RESULT <hmac> <json>``, where ``hmac`` is
   HMAC-SHA256(key, json): one ``{"notebook": …}`` summary when the notebook has run, one
   ``{"probe": id, "result": {…}}`` per probe as soon as it is done, and a final summary with
