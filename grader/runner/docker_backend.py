@@ -15,7 +15,6 @@ grader, which removes the containers itself instead of leaving them to signal pr
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import threading
@@ -154,4 +153,4 @@ def run_docker(
         # killed after the notebook ran: probes framed so far are kept and scored
         return RawRun("crashed", result, seconds, f"runner exited {process.returncode} early")
     status = submission_status(result)
-    return RawRun(status, result, seconds, json.dumps(result.get("detail", ""))[:300])
+    return RawRun(status, result, seconds, str(result.get("detail") or "")[:300])

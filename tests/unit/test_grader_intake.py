@@ -38,6 +38,7 @@ def test_every_entry_gets_a_safe_unique_id_and_keeps_its_name(tmp_path: Path) ->
         b"Alice.ipynb",
         b"alice.ipynb",
         b"gradebook.csv",
+        "Jose\u0301.ipynb".encode(),  # decomposed é: normalised to NFC, id folded to ASCII
     ]
     for raw in names:
         _touch(folder, raw)
@@ -51,6 +52,8 @@ def test_every_entry_gets_a_safe_unique_id_and_keeps_its_name(tmp_path: Path) ->
     by_raw = {e.raw: e for e in entries}
     assert by_raw[b"bad\xff.ipynb"].name == "bad\\xff.ipynb"
     assert by_raw[b"new\nline.ipynb"].name == "new\nline.ipynb"  # kept as data, escaped later
+    jose = by_raw["Jose\u0301.ipynb".encode()]
+    assert (jose.name, jose.id) == ("Jos\u00e9.ipynb", "Jose")
     alice, other = by_raw[b"Alice.ipynb"], by_raw[b"alice.ipynb"]
     assert alice.id != other.id and "also submitted as alice.ipynb" in alice.note
     reserved = by_raw[b"gradebook.csv"]
