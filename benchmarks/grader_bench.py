@@ -1,11 +1,14 @@
 """How fast does the sandboxed grader go, and what does the sandbox cost?
 
     .venv/bin/python benchmarks/grader_bench.py [--copies 4] [--assignment 02]
+    .venv/bin/python benchmarks/grader_bench.py --batch 100 --jobs 2   # the CLI, end to end
 
 Grades N copies of the full solution with 1 and then 2 parallel jobs (real containers), and
 executes the same notebook directly with nbclient on the host (no container, no probes). Prints
 per-submission wall time, overhead = container wall time − direct nbclient time (all cores),
-submissions per hour, and where one submission's time goes. Needs `make grader-image`.
+submissions per hour, and where one submission's time goes. With ``--batch N`` it instead
+runs ``grader grade --jobs J`` (the real CLI: intake, containers, results, gradebook) on N
+copies and reports the batch's wall time. Needs `make grader-image`.
 """
 
 from __future__ import annotations
@@ -54,12 +57,59 @@ def _direct(path: Path, repeats: int) -> float:
     return statistics.median(times)
 
 
+def cli_batch(spec_id: str, notebook: str, count: int, jobs: int) -> None:
+    """``grader grade`` on ``count`` copies of the full solution: wall time and statuses."""
+    import csv
+    import subprocess
+    import sys
+
+    folder = Path(tempfile.mkdtemp(prefix="grader-batch-"))
+    submissions, out = folder / "in", folder / "out"
+    submissions.mkdir()
+    text = nbformat.writes(full_solution(notebook))
+    for i in range(count):
+        (submissions / f"s{i:03d}.ipynb").write_text(text)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grader.cli",
+            "grade",
+            str(submissions),
+            "--assignment",
+            spec_id,
+            "--out",
+            str(out),
+            "--jobs",
+            str(jobs),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    rows = list(csv.DictReader((out / "gradebook.csv").read_text().splitlines()))
+    statuses = {r["status"] for r in rows}
+    print(
+        f"grader grade --jobs {jobs}: {count} submissions in {wall:.0f} s "
+        f"({wall / count:.2f} s each, {3600 * count / wall:.0f}/hour), exit {done.returncode}, "
+        f"statuses {sorted(statuses)}"
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=4)
     parser.add_argument("--assignment", default="02")
+    parser.add_argument("--batch", type=int, help="grade N copies through the CLI instead")
+    parser.add_argument("--jobs", type=int, default=2, help="with --batch")
     args = parser.parse_args()
     spec = load_assignment(args.assignment)
+    if args.batch:
+        cli_batch(args.assignment, spec.notebook, args.batch, args.jobs)
+        return
     folder = Path(tempfile.mkdtemp(prefix="grader-bench-"))
     source = folder / "full.ipynb"
     nbformat.write(full_solution(spec.notebook), source)

@@ -48,17 +48,7 @@ def _execute(args: argparse.Namespace) -> int:
     return 0
 
 
-def _submissions(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-
-
 def _grade(args: argparse.Namespace) -> int:
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
-    from tqdm import tqdm
-
-    from grader.gradebook import finished, write_gradebook, write_submission
-    from grader.grading import grade, submission_id
     from grader.specs import load_assignment
 
     try:
@@ -66,10 +56,12 @@ def _grade(args: argparse.Namespace) -> int:
     except KeyError as error:
         print(f"error: {error.args[0]}", file=sys.stderr)
         return 2
-    if args.cell_timeout:
-        import dataclasses
+    import dataclasses
 
+    if args.cell_timeout:
         assignment = dataclasses.replace(assignment, cell_timeout=args.cell_timeout)
+    if args.probe_timeout:
+        assignment = dataclasses.replace(assignment, probe_timeout=args.probe_timeout)
     if not args.submissions.is_dir():
         print(f"error: {args.submissions} is not a directory of submissions", file=sys.stderr)
         return 2
@@ -81,44 +73,15 @@ def _grade(args: argparse.Namespace) -> int:
         )
     elif not _docker_ready(args.image):
         return 2
-    submissions = _submissions(args.submissions)
-    todo = [p for p in submissions if args.force or not finished(args.out, submission_id(p))]
-    skipped = len(submissions) - len(todo)
-    if skipped:
-        print(f"skipping {skipped} already graded (use --force to regrade)")
-    args.out.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {
-            pool.submit(
-                grade,
-                path,
-                assignment,
-                backend=args.backend,
-                image=args.image,
-                timeout=args.timeout,
-            ): path
-            for path in todo
-        }
-        with tqdm(total=len(futures), unit="submission", disable=None) as bar:
-            for future in as_completed(futures):
-                path = futures[future]
-                try:
-                    result = future.result()
-                except Exception as error:  # one broken submission never stops the batch
-                    failures += 1
-                    tqdm.write(f"error grading {path.name}: {type(error).__name__}: {error}")
-                else:
-                    write_submission(args.out, result, assignment)
-                    write_gradebook(args.out, assignment)
-                    tqdm.write(
-                        f"{result.submission}: {result.score:g}/{result.max_score:g} "
-                        f"[{result.status}] {result.seconds:.1f}s"
-                    )
-                bar.update()
-    book = write_gradebook(args.out, assignment)
-    print(f"gradebook: {book}")
-    return 1 if failures else 0
+    else:
+        from grader.runner.containers import reap_stale
+
+        reaped = reap_stale()
+        if reaped:
+            print(f"removed {reaped} container(s) left by an earlier grader run that was killed")
+    from grader.batch import grade_batch
+
+    return grade_batch(args, assignment)
 
 
 def _docker_ready(image: str) -> bool:
@@ -178,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
     grade.add_argument("--timeout", type=int, help="wall-clock seconds per submission")
     grade.add_argument("--cell-timeout", type=int, help="seconds per notebook cell (spec default)")
+    grade.add_argument(
+        "--probe-timeout", type=int, help="seconds per question's probe (default: cell timeout)"
+    )
     grade.add_argument("--backend", choices=["docker", "local"], default="docker")
     grade.add_argument("--image", default=DEFAULT_IMAGE)
     grade.add_argument("--force", action="store_true", help="regrade finished submissions")

@@ -1,6 +1,11 @@
 """Write grading output: per-submission results.json (Gradescope shape) and feedback.md,
 and gradebook.csv over all submissions. Every write is atomic (temp file + rename), so a
-crash or Ctrl-C never leaves a half-written file and a re-run resumes where it stopped."""
+crash or Ctrl-C never leaves a half-written file and a re-run resumes where it stopped.
+
+Student-controlled text (the file name, exception messages, class names) is rendered only
+through grader.render: escaped for Markdown/HTML in feedback.md, guarded against formulas
+in gradebook.csv. results.json is JSON, whose encoder does its own escaping.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,9 @@ import tempfile
 from pathlib import Path
 
 from grader.grading import STATUS_MEANING, SubmissionResult, load_result
+from grader.intake import MAX_SUBMISSION_BYTES
+from grader.render import csv_cell, markdown_text
+from grader.runner.inside import MAX_CELL_OUTPUT_BYTES, MAX_PROBE_BYTES
 from grader.specs.model import Assignment
 
 RESULTS_FILE = "results.json"
@@ -23,12 +31,38 @@ def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared and read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def limits(assignment: Assignment) -> dict[str, str]:
+    """Each limit a submission can hit, worded for the student (also in docs/GRADING.md)."""
+    return {
+        "size": f"the file may be at most {MAX_SUBMISSION_BYTES // 2**20} MiB",
+        "time": f"each cell may run {assignment.cell_timeout} s, each question's check "
+        f"{assignment.probe_timeout or assignment.cell_timeout} s, and the whole notebook with "
+        f"its checks {assignment.wall_timeout} s",
+        "memory": f"the notebook may use {assignment.memory}B of memory (no swap)",
+        "output": f"cells may print at most {MAX_CELL_OUTPUT_BYTES // 2**20} MiB in total",
+        "value": f"a function's result, as JSON, may be at most {MAX_PROBE_BYTES // 1024} KiB",
+        "processes": f"at most {assignment.pids} processes at once",
+    }
+
+
+# Which limit explains a submission or question status.
+_LIMIT_OF = {
+    "timeout": "time",
+    "probe-timeout": "time",
+    "memory": "memory",
+    "output-limit": "output",
+    "too-large": "size",
+    "probe-output-too-large": "value",
+}
 
 
 def gradescope_json(result: SubmissionResult) -> dict[str, object]:
@@ -52,18 +86,31 @@ def gradescope_json(result: SubmissionResult) -> dict[str, object]:
 
 
 def feedback_markdown(result: SubmissionResult, assignment: Assignment) -> str:
+    name = markdown_text(result.name or result.submission, 120)
     lines = [
-        f"# {assignment.id} · {assignment.title} — feedback for {result.submission}",
+        f"# {assignment.id} · {assignment.title} — feedback for {name}",
         "",
         f"**Score: {result.score:g} / {result.max_score:g}** · status: `{result.status}` "
         f"({STATUS_MEANING.get(result.status, '')})",
-        "",
-        "| question | points | feedback |",
-        "|---|---|---|",
     ]
+    if result.status != "ok" and result.detail:
+        lines += ["", f"What happened: {markdown_text(result.detail)}"]
+    hit = {
+        _LIMIT_OF[s]
+        for s in [result.status, *(q.status for q in result.questions)]
+        if s in _LIMIT_OF
+    }
+    for limit in sorted(hit):
+        lines += ["", f"Limit: {markdown_text(limits(assignment)[limit])}."]
+    if result.note:
+        lines += ["", f"Note: {markdown_text(result.note)}"]
+    lines += ["", "| question | points | feedback |", "|---|---|---|"]
     for q in result.questions:
         mark = "✅" if q.score == q.max_score else ("🟡" if q.score > 0 else "❌")
-        lines.append(f"| {mark} {q.id}: {q.title} | {q.score:g} / {q.max_score:g} | {q.feedback} |")
+        lines.append(
+            f"| {mark} {markdown_text(q.id)}: {markdown_text(q.title)} | "
+            f"{q.score:g} / {q.max_score:g} | {markdown_text(q.feedback, 500)} |"
+        )
     if result.backend == "local":
         lines += [
             "",
@@ -84,24 +131,34 @@ def finished(out: Path, submission: str) -> bool:
 
 
 def write_gradebook(out: Path, assignment: Assignment) -> Path:
-    """Rebuild gradebook.csv from every results.json under ``out``."""
-    results = sorted(
-        (load_result(p) for p in out.glob(f"*/{RESULTS_FILE}")), key=lambda r: r.submission
-    )
+    """Rebuild gradebook.csv from every results.json under ``out`` (unreadable ones: a row
+    with status ``error``, so nothing disappears from the book)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["submission", *[q.id for q in assignment.questions], "total", "max", "status"])
-    for r in results:
+    questions = [q.id for q in assignment.questions]
+    writer.writerow(["submission", "name", *questions, "total", "max", "status", "note"])
+    rows = []
+    for path in sorted(out.glob(f"*/{RESULTS_FILE}")):
+        try:
+            r = load_result(path)
+        except (OSError, ValueError, KeyError, TypeError):
+            ident = path.parent.name
+            rows.append([ident, ident, *["0"] * len(questions), "0", "", "error", "unreadable"])
+            continue
         by_id = {q.id: q.score for q in r.questions}
-        writer.writerow(
+        rows.append(
             [
                 r.submission,
-                *[f"{by_id.get(q.id, 0):g}" for q in assignment.questions],
+                r.name or r.submission,
+                *[f"{by_id.get(q, 0):g}" for q in questions],
                 f"{r.score:g}",
                 f"{r.max_score:g}",
                 r.status,
+                r.note,
             ]
         )
+    for row in sorted(rows):
+        writer.writerow([csv_cell(cell) for cell in row])
     target = out / GRADEBOOK
     atomic_write(target, buffer.getvalue())
     return target

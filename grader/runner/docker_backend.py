@@ -4,12 +4,17 @@ Flags (see docs/GRADING.md): --network none, non-root uid 10001, read-only root,
 and /tmp (size-capped), memory = memory+swap limit, CPU and pids limits, all capabilities
 dropped, no-new-privileges, no log driver (nothing is stored on the host's disk), the
 submission bind-mounted read-only, a wall-clock limit enforced from outside (docker kill),
-and stdout read with a byte cap. The container is always removed.
+and stdout read with a byte cap. The container is always removed, and carries its run's
+labels (grader.runner.containers) so Ctrl-C or a later run can remove it.
+
+The submission path must be the grader's private copy (grader.intake): a path the grader
+created, so no student-chosen name, colon or undecodable byte ever reaches ``-v``. The
+``docker run`` client runs in its own session: a Ctrl-C in the terminal reaches only the
+grader, which removes the containers itself instead of leaving them to signal proxying.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import threading
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grader.runner.containers import CURRENT, STOPPING, Interrupted, RunId
 from grader.runner.protocol import MAX_STDOUT_BYTES, make_job, parse_frame, submission_status
 from grader.specs.model import Assignment
 
@@ -47,8 +53,14 @@ def _capped_reader(stream: Any, cap: int, sink: bytearray, flag: dict[str, bool]
 
 
 def run_docker(
-    submission: Path, assignment: Assignment, image: str = DEFAULT_IMAGE, timeout: int | None = None
+    submission: Path,
+    assignment: Assignment,
+    image: str = DEFAULT_IMAGE,
+    timeout: int | None = None,
+    run: RunId = CURRENT,
 ) -> RawRun:
+    if STOPPING.is_set():
+        raise Interrupted
     name = f"grade-{uuid.uuid4().hex[:12]}"
     job = make_job(assignment, "/submission/notebook.ipynb")
     wall = timeout or assignment.wall_timeout
@@ -59,6 +71,7 @@ def run_docker(
         "-i",
         "--name",
         name,
+        *run.docker_args(),
         "--network",
         "none",
         "--log-driver",
@@ -88,7 +101,11 @@ def run_docker(
     ]
     started = time.monotonic()
     process = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     out, err, flag = bytearray(), bytearray(), {"overflow": False}
     readers = [
@@ -116,6 +133,8 @@ def run_docker(
         if stream is not None:
             stream.close()
     seconds = round(time.monotonic() - started, 2)
+    if STOPPING.is_set():
+        raise Interrupted  # removed by the run's signal handler: not this submission's fault
     result = parse_frame(bytes(out), job.key)
 
     if timed_out:
@@ -130,5 +149,8 @@ def run_docker(
         # 137 = SIGKILL: the memory cgroup killed the runner itself.
         status = "memory" if process.returncode == 137 else "crashed"
         return RawRun(status, None, seconds, f"runner exited {process.returncode} without a result")
+    if not result["complete"]:
+        # killed after the notebook ran: probes framed so far are kept and scored
+        return RawRun("crashed", result, seconds, f"runner exited {process.returncode} early")
     status = submission_status(result)
-    return RawRun(status, result, seconds, json.dumps(result.get("detail", ""))[:300])
+    return RawRun(status, result, seconds, str(result.get("detail") or "")[:300])

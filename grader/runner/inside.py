@@ -2,13 +2,20 @@
 
 Protocol (stdin → stdout), chosen so nothing the student's code prints can pass for a result:
 - The host writes one JSON job on stdin: ``{"notebook", "probes": [{"id", "code"}],
-  "cell_timeout", "key"}``. ``key`` is a random per-run secret that stays in this process;
-  the kernel is started with stdin, stdout and stderr on /dev/null, so it never sees the key
-  and cannot write to the channel.
-- At the end this process prints exactly one frame: ``GRADER-RESULT <hmac> <json>``, where
-  ``hmac`` is HMAC-SHA256(key, json). The host accepts only a frame whose HMAC verifies.
+  "cell_timeout", "probe_timeout", "key"}``. ``key`` is a random per-run secret that stays
+  in this process; the kernel is started with stdin, stdout and stderr on /dev/null, so it
+  never sees the key and cannot write to the channel.
+- It prints signed frames ``GRADER-RESULT <hmac> <json>``, where ``hmac`` is
+  HMAC-SHA256(key, json): one ``{"notebook": …}`` summary when the notebook has run, one
+  ``{"probe": id, "result": {…}}`` per probe as soon as it is done, and a final summary with
+  ``"complete": true``. The host accepts only frames whose HMAC verifies; if the container is
+  killed during the probes, the answers already framed are still scored.
 - Outputs of the student's cells are discarded as they arrive (only their size is counted);
-  probe values are capped at ``MAX_PROBE_BYTES`` each.
+  a probe value above ``MAX_PROBE_BYTES`` of JSON is reported as too large, not truncated.
+- Each probe result is a dict that may carry more keys; ``status`` says what happened to the
+  probe when it did not return a value: ``probe-timeout``, ``probe-crashed``,
+  ``probe-output-too-large`` or ``memory`` (the kernel died and the memory cgroup says it
+  killed it).
 
 Expected values, checks and points never enter the container: a probe only *computes* (calls
 the student's function on chosen inputs) and returns plain JSON; scoring happens on the host.
@@ -24,10 +31,13 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 MAX_PROBE_BYTES = 64 * 1024
 MAX_CELL_OUTPUT_BYTES = 4 * 1024 * 1024  # total across cells; beyond it the run is flagged
+MAX_ERROR_CHARS = 200  # of an exception's message kept in results (escaped on the host)
+TOO_LARGE = "!too-large "  # no JSON text starts with "!", so this cannot be a student's value
 
 
 # Run in the kernel before the notebook: printing more than the cap raises in the student's
@@ -61,12 +71,22 @@ def _probe_source(code: str) -> str:
     return (
         f"{code}\n"
         "import json as __grader_json\n"
-        f"__grader_json.dumps(probe(), default=repr)[:{MAX_PROBE_BYTES}]"
+        "__grader_out = __grader_json.dumps(probe(), default=repr)\n"
+        f"__grader_out if len(__grader_out) <= {MAX_PROBE_BYTES} "
+        f"else {TOO_LARGE!r} + str(len(__grader_out))"
     )
 
 
+Emit = Callable[[dict[str, Any]], None]
+
+
 def _execute(
-    notebook_path: str, probes: list[dict[str, str]], cell_timeout: int, work_dir: str
+    notebook_path: str,
+    probes: list[dict[str, str]],
+    cell_timeout: int,
+    work_dir: str,
+    emit: Emit,
+    probe_timeout: int | None = None,
 ) -> dict[str, Any]:
     import nbformat
     from nbclient import NotebookClient
@@ -76,8 +96,8 @@ def _execute(
     try:
         notebook = nbformat.read(notebook_path, as_version=4)
     except Exception as error:  # not JSON, not a notebook, wrong version…
-        result["notebook"] = "invalid-notebook"
-        result["detail"] = f"{type(error).__name__}: {str(error)[:300]}"
+        result["notebook"] = "invalid-notebook"  # the host checked it; no bytes of it quoted
+        result["detail"] = f"the runner could not read the notebook ({type(error).__name__})"
         return result
 
     output_bytes = 0
@@ -142,9 +162,25 @@ def _execute(
         elif interrupted and result["notebook"] == "ok":
             result["notebook"] = "timeout"  # a cell hit its time limit and was interrupted
         probing = True
+        probe_timeout = probe_timeout or cell_timeout
+        client.timeout = probe_timeout  # each probe gets its own limit
+        emit({key: value for key, value in result.items() if key != "probes"})
         probes_started = time.monotonic()
+        died: str | None = None
         for probe in probes:
-            result["probes"][probe["id"]] = _run_probe(client, probe["code"])
+            if died is not None:
+                outcome = {
+                    "status": "probe-crashed",
+                    "error": f"not run: the kernel died during the probe of {died}",
+                }
+            else:
+                outcome = _run_probe(client, probe["code"], probe_timeout)
+                if outcome.get("status") in ("probe-crashed", "memory"):
+                    died = probe["id"]
+                    result["probe_kernel_died"] = probe["id"]
+                    result["oom_kills"] = _oom_kills()
+            result["probes"][probe["id"]] = outcome
+            emit({"probe": probe["id"], "result": outcome})
         result["probe_seconds"] = round(time.monotonic() - probes_started, 2)
     return result
 
@@ -173,32 +209,55 @@ def _kernel_exit_code(client: Any) -> int | None:
     return process.poll() if process is not None else None
 
 
-def _run_probe(client: Any, code: str) -> dict[str, Any]:
-    """Execute one probe as an extra cell in the same kernel: {"value": …} or {"error": …}."""
+def _run_probe(client: Any, code: str, timeout: int) -> dict[str, Any]:
+    """Execute one probe as an extra cell in the same kernel: {"value": …} or a status."""
     import nbformat
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     if client.km is None or not client.km.is_alive():
-        return {"error": "the kernel is not running (it died or was killed)"}
+        return {"status": "probe-crashed", "error": "the kernel was not running"}
     cell = nbformat.v4.new_code_cell(_probe_source(code))
     client.nb.cells.append(cell)  # nbclient addresses cells by index in its notebook
+    oom_before = _oom_kills() or 0
+    started = time.monotonic()
     try:
         client.execute_cell(cell, len(client.nb.cells) - 1)
     except CellTimeoutError:
-        return {"error": "the probe timed out"}
+        return _timed_out(timeout)
     except DeadKernelError:
-        return {"error": "the kernel died while running the probe"}
+        if (_oom_kills() or 0) > oom_before:
+            return {"status": "memory", "error": "the memory limit killed the kernel"}
+        return {"status": "probe-crashed", "error": "the kernel died while running the probe"}
+    elapsed = time.monotonic() - started
     for output in cell.outputs:
         if output.output_type == "error":
-            return {"error": f"{output.ename}: {str(output.evalue)[:300]}"}
+            if output.ename == "KeyboardInterrupt" and elapsed >= timeout * 0.9:
+                return _timed_out(timeout)  # nbclient interrupted it at the time limit
+            ename, evalue = str(output.ename)[:100], str(output.evalue)[:MAX_ERROR_CHARS]
+            return {"error": f"{ename}: {evalue}"}
     for output in cell.outputs:
         if output.output_type == "execute_result":
-            text = str(output.get("data", {}).get("text/plain", ""))[: MAX_PROBE_BYTES * 2 + 16]
+            text = str(output.get("data", {}).get("text/plain", ""))[: MAX_PROBE_BYTES * 2 + 64]
             try:
-                return {"value": json.loads(ast.literal_eval(text))}
-            except (ValueError, SyntaxError) as error:
-                return {"error": f"probe value was not JSON ({type(error).__name__})"}
-    return {"error": "the probe produced no value"}
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = None
+            if isinstance(value, str) and value.startswith(TOO_LARGE):
+                size = value[len(TOO_LARGE) :]
+                return {
+                    "status": "probe-output-too-large",
+                    "error": f"the value was {size} characters of JSON, above the limit of "
+                    f"{MAX_PROBE_BYTES}",
+                }
+            try:
+                return {"value": json.loads(value)}
+            except (TypeError, ValueError):
+                return {"status": "probe-crashed", "error": "the probe's value was not JSON"}
+    return {"status": "probe-crashed", "error": "the probe produced no value"}
+
+
+def _timed_out(timeout: int) -> dict[str, Any]:
+    return {"status": "probe-timeout", "error": f"stopped at the {timeout} s time limit"}
 
 
 def _make_undumpable() -> None:
@@ -212,22 +271,35 @@ def _make_undumpable() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
 
 
+def _framer(key: bytes) -> Emit:
+    def emit(frame: dict[str, Any]) -> None:
+        payload = json.dumps(frame, sort_keys=True)  # ensure_ascii: a lone surrogate is escaped
+        signature = hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
+        sys.stdout.write(f"\nGRADER-RESULT {signature} {payload}\n")
+        sys.stdout.flush()
+
+    return emit
+
+
 def main() -> int:
     _make_undumpable()
     job = json.loads(sys.stdin.readline())
-    key = job.pop("key").encode()
+    emit = _framer(job.pop("key").encode())
     try:
         result = _execute(
-            job["notebook"], job["probes"], int(job["cell_timeout"]), job.get("work_dir", "/work")
+            job["notebook"],
+            job["probes"],
+            int(job["cell_timeout"]),
+            job.get("work_dir", "/work"),
+            emit,
+            job.get("probe_timeout"),
         )
     except Exception:  # the runner itself failed: report it, framed
         import traceback
 
         result = {"notebook": "runner-error", "detail": traceback.format_exc()[-1500:]}
-    payload = json.dumps(result, sort_keys=True)
-    signature = hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
-    sys.stdout.write(f"\nGRADER-RESULT {signature} {payload}\n")
-    sys.stdout.flush()
+    result["complete"] = True
+    emit({key: value for key, value in result.items() if key != "probes"})  # already framed
     return 0
 
 

@@ -28,29 +28,44 @@ def make_job(assignment: Assignment, notebook_path: str, work_dir: str = "/work"
         "work_dir": work_dir,
         "probes": [{"id": q.id, "code": q.probe} for q in assignment.questions],
         "cell_timeout": assignment.cell_timeout,
+        "probe_timeout": assignment.probe_timeout or assignment.cell_timeout,
         "key": key,
     }
     return Job(json.dumps(job) + "\n", key.encode())
 
 
 def parse_frame(stdout: bytes, key: bytes) -> dict[str, Any] | None:
-    """The runner's result if a frame with a valid HMAC is present, else None.
+    """The runner's result assembled from the frames with a valid HMAC, else None.
 
-    The *last* valid frame wins; frames with a bad signature (printed by student code that
-    guessed the format) are ignored.
+    Summary frames (``{"notebook": …}``): the last valid one wins. Probe frames
+    (``{"probe": id, "result": {…}}``) are collected into ``probes``, so the answers framed
+    before the container was killed still count. Frames with a bad signature (printed by
+    student code that guessed the format) are ignored. ``complete`` is true only when the
+    runner's final frame arrived.
     """
-    result = None
+    summary: dict[str, Any] | None = None
+    probes: dict[str, Any] = {}
     for line in stdout.decode("utf-8", "replace").splitlines():
         if not line.startswith(FRAME):
             continue
         signature, _, payload = line[len(FRAME) :].partition(" ")
         expected = hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
-        if hmac.compare_digest(signature, expected):
-            try:
-                result = json.loads(payload)
-            except json.JSONDecodeError:
-                continue
-    return result
+        if not hmac.compare_digest(signature, expected):
+            continue
+        try:
+            frame = json.loads(payload)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(frame, dict):
+            continue
+        if "probe" in frame and isinstance(frame.get("result"), dict):
+            probes[str(frame["probe"])] = frame["result"]
+        elif "notebook" in frame:
+            summary = frame
+            probes.update(frame.get("probes") or {})
+    if summary is None:
+        return None
+    return {**summary, "probes": probes, "complete": bool(summary.get("complete"))}
 
 
 # What the runner reports about the notebook → the submission's status in the gradebook.
@@ -68,4 +83,9 @@ def submission_status(result: dict[str, Any]) -> str:
     notebook = result.get("notebook", "ok")
     if notebook == "kernel-died" and (result.get("oom_kills") or 0) > 0:
         return "memory"  # the memory cgroup killed the kernel (a plain SIGKILL stays "crashed")
-    return _STATUS.get(notebook, "crashed")
+    status = _STATUS.get(notebook, "crashed")
+    died = result.get("probe_kernel_died")
+    if status == "ok" and died is not None:
+        killed = (result.get("probes") or {}).get(died, {}).get("status") == "memory"
+        return "memory" if killed else "crashed"  # the kernel died during a probe
+    return status

@@ -70,6 +70,7 @@ class Assignment:
     title: str
     questions: tuple[Question, ...]
     cell_timeout: int = 120  # seconds per cell
+    probe_timeout: int | None = None  # seconds per probe (None: the cell timeout)
     wall_timeout: int = 300  # seconds for the whole container
     memory: str = "2g"
     pids: int = 256

@@ -10,10 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from grader.gradebook import finished, write_gradebook, write_submission
-from grader.grading import QuestionScore, SubmissionResult, _score_question, grade, precheck
+from grader.grading import (
+    QuestionScore,
+    SubmissionResult,
+    _score_question,
+    grade,
+    notebook_problem,
+)
 from grader.runner.protocol import FRAME, make_job, parse_frame
 from grader.samples import write_samples
 from grader.specs import ASSIGNMENTS, load_assignment
@@ -36,7 +43,29 @@ def test_only_frames_signed_with_the_run_key_count() -> None:
     forged = _frame(b"guessed-key", {"notebook": "ok", "probes": {"x": {"value": 1}}})
     junk = f"{FRAME}zz not-json\n".encode()
     assert parse_frame(forged + junk, job.key) is None
-    assert parse_frame(b"noise\n" + real + forged, job.key) == {"notebook": "ok", "probes": {}}
+    assert parse_frame(b"noise\n" + real + forged, job.key) == {
+        "notebook": "ok",
+        "probes": {},
+        "complete": False,
+    }
+
+
+def test_probe_frames_framed_before_a_kill_are_kept() -> None:
+    job = make_job(SPEC, "/submission/notebook.ipynb")
+    stream = (
+        _frame(job.key, {"notebook": "ok", "cells": 3})
+        + _frame(job.key, {"probe": "sha256_file", "result": {"value": ["a"]}})
+        + _frame(b"guessed", {"probe": "parse_lock", "result": {"value": "forged"}})
+    )
+    cut = parse_frame(stream, job.key)
+    assert cut == {
+        "notebook": "ok",
+        "cells": 3,
+        "probes": {"sha256_file": {"value": ["a"]}},
+        "complete": False,
+    }
+    whole = parse_frame(stream + _frame(job.key, {"notebook": "ok", "complete": True}), job.key)
+    assert whole is not None and whole["complete"] and "sha256_file" in whole["probes"]
 
 
 def test_expected_values_never_appear_in_probe_code() -> None:
@@ -61,12 +90,32 @@ def test_scoring_handles_errors_odd_values_and_crashing_compares() -> None:
     assert _score_question(odd, {"value": [1]}).score == 0
 
 
-def test_precheck_rejects_non_notebooks(tmp_path: Path) -> None:
-    (tmp_path / "a.ipynb").write_text("{not json")
-    (tmp_path / "b.txt").write_text("hello")
-    assert precheck(tmp_path / "a.ipynb") is not None
-    assert precheck(tmp_path / "b.txt") is not None
-    assert precheck(tmp_path / "missing.ipynb") == "not a file"
+def test_notebook_problems_are_named_without_quoting_the_file(tmp_path: Path) -> None:
+    secret = "root:x:0:0:SECRET-LINE"
+    (tmp_path / "a.ipynb").write_text(secret + "\n")
+    (tmp_path / "b.ipynb").write_bytes(b"\xff\xfe" + secret.encode())
+    (tmp_path / "c.ipynb").write_text('{"cells": []}')
+    surrogate = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    text = nbformat.writes(surrogate).replace("x = 1", "x = '\\ud800'")
+    (tmp_path / "d.ipynb").write_text(text)
+    reasons = {p.name: notebook_problem(p) for p in sorted(tmp_path.iterdir())}
+    assert all(reason is not None and "SECRET" not in reason for reason in reasons.values())
+    assert "not JSON (line 1" in str(reasons["a.ipynb"])
+    assert "not UTF-8" in str(reasons["b.ipynb"])
+    assert "not a Jupyter notebook" in str(reasons["c.ipynb"])
+    assert "lone surrogate" in str(reasons["d.ipynb"]) and "cell 1" in str(reasons["d.ipynb"])
+
+
+def test_probe_statuses_are_reported_per_question() -> None:
+    question = Question("q", 3, "Q", "def probe(): return 1", lambda: 1)
+    hung = _score_question(question, {"status": "probe-timeout", "error": "stopped at 20 s"})
+    assert (hung.status, hung.score) == ("probe-timeout", 0)
+    assert "KeyboardInterrupt" not in hung.feedback and "time limit" in hung.feedback
+    big = _score_question(question, {"status": "probe-output-too-large", "error": "9 chars"})
+    assert big.status == "probe-output-too-large" and "too large" in big.feedback
+    assert _score_question(question, {"status": "memory", "error": "x"}).status == "memory"
+    raised = _score_question(question, {"error": "ValueError: bad"})
+    assert raised.status == "error" and raised.feedback == "your code raised ValueError: bad"
 
 
 def _result(name: str, score: float, status: str = "ok") -> SubmissionResult:
@@ -83,6 +132,7 @@ def test_gradebook_rows_results_and_resume(tmp_path: Path) -> None:
     book = write_gradebook(tmp_path, SPEC)
     rows = list(csv.DictReader(book.read_text().splitlines()))
     assert [r["submission"] for r in rows] == ["alice", "bob"]
+    assert rows[0]["name"] == "alice"
     assert rows[0]["sha256_file"] == "2" and rows[1]["status"] == "timeout"
     results = json.loads((tmp_path / "alice" / "results.json").read_text())
     assert results["score"] == 2 and len(results["tests"]) == len(SPEC.questions)
