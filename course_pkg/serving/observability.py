@@ -124,10 +124,15 @@ class ObservabilityMiddleware:
     """X-Request-ID in and out (and X-Model-Version / X-Model-Alias on every answer a model
     gave), one JSON log line and metric update per request."""
 
-    def __init__(self, app: Any, metrics: Metrics, access_log: bool = True) -> None:
+    def __init__(
+        self, app: Any, metrics: Metrics, access_log: bool = True, served_by: bool = False
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        # X-Served-By: this worker's pid (COURSE_SERVE_SERVED_BY_HEADER), to see which worker
+        # answered; off by default (a pid is nobody else's business)
+        self.served_by = [(b"x-served-by", str(os.getpid()).encode())] if served_by else []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -146,6 +151,7 @@ class ObservabilityMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
+                headers += self.served_by
                 if "version" in state:  # which version served it, whatever the protocol
                     headers.append((b"x-model-version", state["version"].encode("latin-1")))
                     if "alias" in state:  # the routing's choice (unversioned routes)
