@@ -72,9 +72,9 @@ class ServerSettings(BaseSettings):
     @classmethod
     def _platform_port(cls, data: Any) -> Any:
         """``PORT`` (Cloud Run, Hugging Face Spaces, Heroku set it) when ``COURSE_SERVE_PORT``
-        and ``--port`` are not given: those win."""
+        and ``--port`` are not given (or empty): those win."""
         port = os.environ.get("PORT")
-        if isinstance(data, dict) and data.get("port") is None and port:
+        if isinstance(data, dict) and data.get("port") in (None, "") and port:
             return {**data, "port": port}
         return data
 
