@@ -135,7 +135,11 @@ def run_ray(port: int) -> None:
     from ray import serve
     from starlette.requests import Request
 
+    import tempfile
+
     ray.init(
+        address="local",  # a fresh instance: never join a cluster already running here
+        _temp_dir=tempfile.mkdtemp(prefix="ray-peers-"),  # nor share its session directory
         num_cpus=1,
         include_dashboard=False,
         _node_ip_address="127.0.0.1",
