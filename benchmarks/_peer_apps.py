@@ -129,13 +129,12 @@ def run_bentoml(port: int) -> None:
 
 
 def run_ray(port: int) -> None:
+    import tempfile
     import time
 
     import ray
     from ray import serve
     from starlette.requests import Request
-
-    import tempfile
 
     ray.init(
         address="local",  # a fresh instance: never join a cluster already running here

@@ -23,6 +23,7 @@ docs/SERVING.md — from a quiet machine: on a shared one they measure the neigh
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -67,9 +68,17 @@ def peer(name: str, port: int, model: Path, **options: Any) -> Any:
     """A peer from _peer_apps.py, run by the peers' venv, pinned to the server CPU."""
     from course_pkg.serving.process import ServerProcess
 
+    class PeerProcess(ServerProcess):
+        """Stopped as a process group: LitServe's and BentoML's workers are its children."""
+
+        def stop(self, timeout: float = 30.0) -> int:
+            if self.process is not None and self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            return super().stop(timeout)
+
     command = [*PIN, str(PEERS_PYTHON), str(HERE / "_peer_apps.py"), name, str(port)]
     env = {**QUIET, "PEER_MODEL": str(model), "PYTHONPATH": str(HERE)}
-    return ServerProcess([], port=port, command=command, env=env, **options)
+    return PeerProcess([], port=port, command=command, env=env, **options)
 
 
 def torchserve_store(work: Path, model: Path) -> Path:
