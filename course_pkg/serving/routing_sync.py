@@ -200,8 +200,9 @@ class RoutingSync:
         self._publish()
 
     def _announced(self) -> list[tuple[str, str, str]]:
+        """(model, version, path) for every load or unload (path "") made via the admin API."""
         return [
-            (*entry.partition("/")[::2], path)
+            (entry.split("/", 1)[0], entry.split("/", 1)[-1], path)
             for entry, path in sorted(self.store.packages().items())
         ]
 

@@ -104,6 +104,43 @@ def test_an_admin_alias_change_reaches_every_worker_within_a_second(
     assert {v for vs in by_worker(server, 20).values() for v in vs} == {"1.0.0"}
 
 
+def test_a_version_loaded_through_one_worker_is_served_by_both(
+    redis: RedisServer, model_packages: dict[str, Path]
+) -> None:
+    with two_workers([model_packages["churn"]], redis.url, admin_token=TOKEN) as server:
+        loaded = httpx.post(
+            f"{server.url}/admin/models",
+            json={"path": str(model_packages["churn_v2"])},
+            headers=AUTH,
+        )
+        assert loaded.status_code == 201, loaded.text
+        time.sleep(1.5)  # the other worker's poller loads (verifies, warms) the package
+        pinned: dict[str | None, set[int]] = {}
+        for sent in range(200):
+            answer = httpx.post(
+                f"{server.url}/v1/models/churn/versions/1.1.0/predict",
+                json={"records": [GOOD]},
+                headers=FRESH,
+            )
+            pinned.setdefault(answer.headers.get("x-served-by"), set()).add(answer.status_code)
+            if len(pinned) == 2 and sent >= 20:
+                break
+        assert len(pinned) == 2 and all(codes == {200} for codes in pinned.values()), pinned
+        gone = httpx.delete(f"{server.url}/admin/models/churn/versions/1.1.0", headers=AUTH)
+        assert gone.status_code == 200, gone.text
+        time.sleep(1.0)
+        after = {
+            httpx.post(
+                f"{server.url}/v1/models/churn/versions/1.1.0/predict",
+                json={"records": [GOOD]},
+                headers=FRESH,
+            ).status_code
+            for _ in range(30)
+        }
+        assert after == {404}, after  # unloaded on every worker
+    assert server.returncode == 0, server.output()
+
+
 def test_a_cache_hit_on_one_worker_is_a_hit_on_the_other(server: ServerProcess) -> None:
     row = {**GOOD, "monthly_charges": 70.123456}  # a row no other test sent
     start = cache_counts(server)
