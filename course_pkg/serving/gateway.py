@@ -166,7 +166,9 @@ class RoutingTable:
                     self.store.write(model, self.export(model))
                 except BaseException:  # not written: this process must not keep it either
                     routing, self._history[model] = before
-                    if routing is not None:
+                    if routing is None:
+                        self._routing.pop(model, None)
+                    else:
                         self._routing[model] = routing
                     raise
 
