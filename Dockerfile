@@ -64,12 +64,13 @@ ENV PATH=/opt/venv/bin:$PATH \
     ORT_DISABLE_TELEMETRY=1 \
     COURSE_ROOT=/app \
     COURSE_SERVE_HOST=0.0.0.0 \
-    COURSE_SERVE_PORT=8000 \
     COURSE_SERVE_WORKERS=1 \
     COURSE_SERVE_LOG_LEVEL=info \
     COURSE_SERVE_LOG_FORMAT=json
 USER 10001
 WORKDIR /app
+# Port 8000 unless the platform sets PORT (Cloud Run, Hugging Face Spaces, Heroku do);
+# COURSE_SERVE_PORT, when set, wins over both. So no COURSE_SERVE_PORT in ENV above.
 EXPOSE 8000
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-m", "course_pkg.serving.healthcheck"]

@@ -18,7 +18,7 @@ QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NBVAL := --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
 
-.PHONY: help setup system-deps lab test test-fast lint unit notebooks docker-env grader-image server-image image-context grade-demo assign solutions lock image manifests publish transactions clean
+.PHONY: help setup system-deps lab test test-fast lint unit notebooks docker-env grader-image server-image image-context grade-demo assign solutions lock image manifests publish transactions clean peers-venv peers-bench
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -78,6 +78,13 @@ assign: setup  ## regenerate notebooks/ from solutions/
 solutions: setup  ## re-execute solutions/ in place (refresh stored outputs), then assign
 	$(BIN)/grader execute solutions/*.ipynb
 	$(BIN)/grader assign
+
+peers-venv: setup  ## build/peers-venv: LitServe, BentoML, Ray Serve… for benchmarks/peers_bench.py
+	$(BIN)/uv venv -q --allow-existing --python $(BIN)/python build/peers-venv
+	$(BIN)/uv pip install -q --native-tls --python build/peers-venv/bin/python -r benchmarks/peers.in
+
+peers-bench: peers-venv  ## ours vs the minimal handler, LitServe, BentoML, Ray Serve, MLflow, TorchServe
+	$(BIN)/python benchmarks/peers_bench.py --workers-scale
 
 lock: setup  ## recompile requirements.lock from requirements.in, then environment.yml
 	$(BIN)/uv pip compile requirements.in --native-tls -q --python-version 3.11 \

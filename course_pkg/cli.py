@@ -475,7 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve packaged models over HTTP (FastAPI + uvicorn)")
     serve.add_argument("model_dirs", nargs="+", type=Path, help="package directories")
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument(
+        "--port", type=int, help="port (default: COURSE_SERVE_PORT, else PORT, else 8000)"
+    )
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--key", type=Path, help="public key: refuse packages not signed with it")

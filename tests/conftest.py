@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from course_pkg.serving.process import RedisServer
 
 IN_CI = os.environ.get("CI") == "true"
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "course-base:bookworm-py311")
@@ -91,6 +95,26 @@ def browser() -> Iterator[Any]:
         yield driver
 
 
+def redis_server() -> RedisServer:
+    """A throwaway redis-server on 127.0.0.1 (not started); skips, or fails in CI, without it."""
+    from course_pkg.serving.process import RedisServer
+
+    if shutil.which("redis-server") is None:
+        reason = "redis-server is not installed (apt-get install redis-server)"
+        if IN_CI:
+            pytest.fail(f"CI=true but {reason}: .ci/run installs it")
+        pytest.skip(f"{reason}; CI runs these tests")
+    return RedisServer()
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    """One redis-server per test module (the job queue, shared server state)."""
+    with redis_server() as running:
+        yield running
+    assert running.returncode == 0, running.output()
+
+
 # Fixtures that start a container, a browser or a server: a test using one is an integration
 # test whatever folder it sits in, so `make test-fast` (-m "not integration") leaves it out.
 _PROCESS_FIXTURES = {
@@ -100,6 +124,7 @@ _PROCESS_FIXTURES = {
     "server_dev_image": "docker",
     "grading_image": "docker",
     "browser": "integration",
+    "redis": "integration",
 }
 
 

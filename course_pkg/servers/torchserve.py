@@ -107,8 +107,10 @@ def archive(
     name: str,
     version: str,
     archive_name: str | None = None,
+    extra_files: Sequence[Path] = (),
 ) -> Path:
-    """``torch-model-archiver``: model + handler → ``export_dir/<archive_name or name>.mar``."""
+    """``torch-model-archiver``: model + handler (+ ``extra_files``, unpacked next to the
+    model) → ``export_dir/<archive_name or name>.mar``."""
     export_dir.mkdir(parents=True, exist_ok=True)
     archiver = Path(sys.executable).parent / "torch-model-archiver"
     stem = archive_name or name
@@ -119,6 +121,7 @@ def archive(
                 *("--model-name", stem, "--version", version),
                 *("--serialized-file", str(model_file), "--handler", str(handler_file)),
                 *("--export-path", staging, "--force"),
+                *(("--extra-files", ",".join(map(str, extra_files))) if extra_files else ()),
             ],
             check=True,
             capture_output=True,
@@ -229,7 +232,14 @@ class TorchServeServer(ServerProcess):
             "TEMP": str(self.workdir / "tmp"),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
-        super().__init__([], port=port, command=command, env=env, startup_timeout=startup_timeout)
+        super().__init__(
+            [],
+            port=port,
+            command=command,
+            env=env,
+            startup_timeout=startup_timeout,
+            command_prefix=command_prefix,  # e.g. taskset: the Java server and workers inherit it
+        )
 
     def is_ready(self) -> bool:
         """Every model in ``load_models`` has a READY worker (the /ping route answers before

@@ -3,8 +3,11 @@
 Off unless ``COURSE_SERVE_ADMIN_TOKEN`` is set (every route answers 404 saying how to turn
 it on); each call then needs ``Authorization: Bearer <token>`` (401 otherwise, compared in
 constant time). Every change is logged with its request id, takes effect atomically and
-never fails a request in flight (``gateway``). The routing belongs to one process: with
-several replicas, send the change to each, or set ``COURSE_SERVE_ROUTING`` and restart.
+never fails a request in flight (``gateway``). Without Redis the routing belongs to one
+process: with several replicas, send the change to each, or set ``COURSE_SERVE_ROUTING`` and
+restart. With ``COURSE_SERVE_REDIS_URL`` the change goes to Redis and every worker and replica
+adopts it within a second (``routing_sync``), loads and unloads included (the package path
+must then exist on every replica's disk).
 
     GET    /admin/models/{name}/routing              aliases, weights, split, versions
     POST   /admin/models                  {"path"}  load (and verify) a package: 201
@@ -108,6 +111,15 @@ async def load(request: Request) -> Response:
     if not (path / "manifest.json").is_file():
         raise ApiError(422, "invalid_request", f"{path}: no manifest.json there; give a package")
     registry = registry_of(request)
+    sync = request.app.state.routing_sync
+    if sync is not None and not sync.store.link.available():
+        raise ApiError(
+            503,
+            "routing_unavailable",
+            "the shared routing table (Redis) is unreachable; the other workers could not "
+            "load this package: retry once Redis is back",
+            headers={"retry-after": "1"},
+        )
     try:
         served = await asyncio.to_thread(registry.load, path)
     except ApiError:
@@ -118,6 +130,12 @@ async def load(request: Request) -> Response:
         raise ApiError(
             422, "package_rejected", f"{path}: {type(error).__name__}: {error}"
         ) from None
+    if sync is not None:
+        try:
+            await asyncio.to_thread(sync.announce, served, True)
+        except ApiError:  # the others cannot follow: this process must not serve it alone
+            registry.unload(served.name, served.version)
+            raise
     request.app.state.metrics.model_info.labels(served.name, served.version, served.sha256).set(1)
     LOG.warning("admin: loaded %s %s from %s", served.name, served.version, path)
     return json_response({**served.info(), "routing": _publish(request, served.name)}, 201)
@@ -126,6 +144,9 @@ async def load(request: Request) -> Response:
 @router.delete("/models/{name}/versions/{version}", summary="Stop serving a version")
 async def unload(request: Request, name: str, version: str) -> Response:
     served = _model(request, name).unload(name, version)
+    sync = request.app.state.routing_sync
+    if sync is not None:
+        await asyncio.to_thread(sync.announce, served, False)
     metrics = request.app.state.metrics
     metrics.model_info.remove(served.name, served.version, served.sha256)
     metrics.traffic.remove(served.name, served.version)

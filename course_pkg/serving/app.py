@@ -28,7 +28,7 @@ from course_pkg.serving.batching import MicroBatcher
 from course_pkg.serving.errors import ApiError, error_body
 from course_pkg.serving.http import BodyLimitMiddleware, json_response, request_id
 from course_pkg.serving.limits import PredictionCache, RateLimiter
-from course_pkg.serving.observability import Metrics, ObservabilityMiddleware
+from course_pkg.serving.observability import AccessLog, Metrics, ObservabilityMiddleware
 from course_pkg.serving.registry import ModelRegistry
 from course_pkg.serving.schema import RowSchema
 from course_pkg.serving.settings import ServerSettings
@@ -102,6 +102,35 @@ def _fast_path(app: FastAPI) -> None:
     ]
 
 
+def _state(
+    app: FastAPI, registry: ModelRegistry, metrics: Metrics, settings: ServerSettings
+) -> None:
+    """The rate limiter, the prediction cache and the routing sync: in this process, or in
+    Redis (``shared``, ``routing_sync``) when ``redis_url`` is set, shared by every worker."""
+    app.state.redis = app.state.routing_sync = None
+    app.state.limiter = RateLimiter(settings.rate_limits, settings.rate_limit_burst)
+    app.state.cache = (
+        PredictionCache(settings.cache_size, settings.cache_ttl_s) if settings.cache_size else None
+    )
+    if settings.redis_url is None:
+        return
+    from course_pkg.serving.routing_sync import RedisRoutingStore, RoutingSync
+    from course_pkg.serving.shared import RedisLink, RedisPredictionCache, RedisRateLimiter
+
+    link = app.state.redis = RedisLink(settings.redis_url, settings.redis_prefix)
+    app.state.limiter = RedisRateLimiter(
+        settings.rate_limits,
+        settings.rate_limit_burst,
+        link,
+        on_redis_down=settings.rate_limit_on_redis_down,
+    )
+    if settings.cache_size:
+        app.state.cache = RedisPredictionCache(link, settings.cache_ttl_s)
+    app.state.routing_sync = RoutingSync(
+        registry, RedisRoutingStore(link), metrics, settings.routing_poll_s
+    )
+
+
 def create_app(
     source: ModelRegistry | str | Path | Sequence[str | Path],
     settings: ServerSettings | None = None,
@@ -131,6 +160,9 @@ def create_app(
             metrics.model_info.labels(served.name, served.version, served.sha256).set(1)
         for name in registry.names():
             admin.publish(registry, metrics, name)
+        if app.state.routing_sync is not None:  # adopt the shared routing before serving
+            await asyncio.to_thread(app.state.routing_sync.poll_once)
+            app.state.routing_sync.start()
         LOG.info("ready: %s", ", ".join(f"{m.name}:{m.version}" for m in registry.all()))
 
     @contextlib.asynccontextmanager
@@ -141,11 +173,20 @@ def create_app(
                 task = asyncio.create_task(load())
             else:
                 await load()
+        elif registry.ready and app.state.routing_sync is not None:  # a registry given ready
+            await asyncio.to_thread(app.state.routing_sync.poll_once)
+            app.state.routing_sync.start()
         yield
         if task is not None and not task.done():
             task.cancel()
         if app.state.batcher is not None:
             app.state.batcher.close()
+        if app.state.access_log is not None:
+            app.state.access_log.close()
+        if app.state.routing_sync is not None:
+            app.state.routing_sync.stop()
+        if app.state.redis is not None:
+            app.state.redis.close()
 
     app = FastAPI(
         title="course-pkg model server",
@@ -157,18 +198,16 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.registry = registry
+    app.state.access_log = AccessLog() if settings.access_log else None
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.limiter = RateLimiter(settings.rate_limits, settings.rate_limit_burst)
     app.state.jobs = jobs.job_queue(settings.redis_url) if settings.redis_url else None
     app.state.batcher = (
         MicroBatcher(settings.batch_max_rows, settings.batch_max_wait_ms / 1000)
         if settings.batch_max_rows
         else None
     )
-    app.state.cache = (
-        PredictionCache(settings.cache_size, settings.cache_ttl_s) if settings.cache_size else None
-    )
+    _state(app, registry, metrics, settings)
 
     schema, example = _docs_schema(registry.model_dirs)
     # Routes are matched in order: the prediction routes go first (the hot path), and TF
@@ -222,5 +261,10 @@ def create_app(
 
     # Outermost first: observability sees everything, including 413s from the body limit.
     app.add_middleware(BodyLimitMiddleware, settings=settings)
-    app.add_middleware(ObservabilityMiddleware, metrics=metrics, access_log=settings.access_log)
+    app.add_middleware(
+        ObservabilityMiddleware,
+        metrics=metrics,
+        access_log=app.state.access_log,
+        served_by=settings.served_by_header,
+    )
     return app

@@ -18,17 +18,24 @@ chosen its version holds a reference to that model, so moving traffic (or unload
 version) never fails an in-flight request. Each change pushes the previous routing on a
 history; ``rollback`` returns, in one call, to the last routing that sent all traffic to one
 version (stable before the canary began; the previous stable after a promotion).
+
+**Several processes.** The table belongs to one process unless a ``store`` is attached
+(``routing_sync``, with ``COURSE_SERVE_REDIS_URL``): each change then takes the store's lock,
+starts from the store's copy, and writes the result back, so a change made through any
+worker is the one every worker adopts (each polls the store's version in the background;
+the request path never waits on Redis).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from course_pkg.serving.errors import ApiError
 
@@ -96,6 +103,21 @@ class Routing:
             split[version] = split.get(version, 0.0) + share
         return {"aliases": dict(self.aliases), "weights": dict(self.weights), "split": split}
 
+    def dump(self) -> dict[str, Any]:
+        return {"aliases": dict(self.aliases), "weights": dict(self.weights)}
+
+    @classmethod
+    def from_dump(cls, data: Mapping[str, Any]) -> Routing:
+        return cls(dict(data.get("aliases", {})), dict(data.get("weights", {})))
+
+
+class RoutingStore(Protocol):
+    """Where several processes keep one routing table (``routing_sync.RedisRoutingStore``)."""
+
+    def locked(self) -> contextlib.AbstractContextManager[None]: ...
+    def read(self, model: str) -> dict[str, Any] | None: ...
+    def write(self, model: str, document: dict[str, Any]) -> None: ...
+
 
 class RoutingTable:
     """Routing per model, with history; ``versions(name)`` lists what is loaded."""
@@ -108,6 +130,47 @@ class RoutingTable:
         # can move onto that version between its check and the removal. Order: this lock,
         # then the registry's.
         self.lock = threading.Lock()
+        self.store: RoutingStore | None = None  # shared with other processes (routing_sync)
+
+    def export(self, model: str) -> dict[str, Any]:
+        """The model's routing and history as JSON-able data (what the store keeps)."""
+        history = self._history.get(model, [])
+        return {"routing": self.get(model).dump(), "history": [r.dump() for r in history]}
+
+    def adopt(self, model: str, document: Mapping[str, Any]) -> bool:
+        """Make an exported routing current (caller holds ``lock``); False, changing nothing,
+        when it names versions this process has not loaded."""
+        new = Routing.from_dump(document["routing"])
+        try:
+            self._check(model, new)
+        except ApiError:
+            return False
+        self._routing[model] = new
+        self._history[model] = [Routing.from_dump(r) for r in document.get("history", [])]
+        return True
+
+    @contextlib.contextmanager
+    def _changing(self, model: str) -> Iterator[None]:
+        """Hold the lock for one change; with a store, start from its copy and write back."""
+        with self.lock:
+            if self.store is None:
+                yield
+                return
+            with self.store.locked():
+                document = self.store.read(model)
+                if document is not None:
+                    self.adopt(model, document)
+                before = self._routing.get(model), list(self._history.get(model, []))
+                try:
+                    yield
+                    self.store.write(model, self.export(model))
+                except BaseException:  # not written: this process must not keep it either
+                    routing, self._history[model] = before
+                    if routing is None:
+                        self._routing.pop(model, None)
+                    else:
+                        self._routing[model] = routing
+                    raise
 
     def get(self, model: str) -> Routing:
         return self._routing.get(model, Routing())  # one dict read: atomic under the GIL
@@ -130,6 +193,16 @@ class RoutingTable:
 
     def _swap(self, model: str, new: Routing) -> Routing:
         """Check ``new`` against the loaded versions, then make it current (caller holds lock)."""
+        self._check(model, new)
+        old = self.get(model)
+        history = self._history.setdefault(model, [])
+        history.append(old)
+        del history[:-HISTORY]
+        self._routing[model] = new
+        return new
+
+    def _check(self, model: str, new: Routing) -> None:
+        """422 ``ApiError`` unless ``new`` is valid against the loaded versions."""
         loaded = set(self._versions(model))
         for alias, version in new.aliases.items():
             if not ALIAS.match(alias) or alias == LATEST:
@@ -151,20 +224,14 @@ class RoutingTable:
                 raise _invalid(f"weight for {target!r} is {share}; use 0 to 100")
         if new.weights and abs(sum(new.weights.values()) - 100) > 1e-6:
             raise _invalid(f"weights sum to {sum(new.weights.values()):g}; they must sum to 100")
-        old = self.get(model)
-        history = self._history.setdefault(model, [])
-        history.append(old)
-        del history[:-HISTORY]
-        self._routing[model] = new
-        return new
 
     def set_alias(self, model: str, alias: str, version: str) -> Routing:
-        with self.lock:
+        with self._changing(model):
             old = self.get(model)
             return self._swap(model, Routing({**old.aliases, alias: version}, old.weights))
 
     def remove_alias(self, model: str, alias: str) -> Routing:
-        with self.lock:
+        with self._changing(model):
             old = self.get(model)
             if alias not in old.aliases:
                 raise ApiError(404, "not_found", f"{model} has no alias {alias!r}")
@@ -174,13 +241,13 @@ class RoutingTable:
             return self._swap(model, Routing(aliases, old.weights))
 
     def set_weights(self, model: str, weights: Mapping[str, float]) -> Routing:
-        with self.lock:
+        with self._changing(model):
             old = self.get(model)
             return self._swap(model, Routing(old.aliases, dict(weights)))
 
     def promote(self, model: str, alias: str) -> Routing:
         """``stable`` takes ``alias``'s version and the split ends: the canary has won."""
-        with self.lock:
+        with self._changing(model):
             old = self.get(model)
             if alias not in old.aliases:
                 raise ApiError(404, "not_found", f"{model} has no alias {alias!r}")
@@ -193,7 +260,7 @@ class RoutingTable:
         version, and a different split from now: during a canary, that is stable alone
         (whatever the weights or alias moves since); after a promotion, the previous stable.
         """
-        with self.lock:
+        with self._changing(model):
             history = self._history.get(model, [])
             current = self.get(model).describe()["split"]
             for index in range(len(history) - 1, -1, -1):

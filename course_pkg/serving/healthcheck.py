@@ -2,8 +2,9 @@
 
     HEALTHCHECK CMD ["python", "-m", "course_pkg.serving.healthcheck"]
 
-Standard library only (no curl in a slim image), reads the port from ``COURSE_SERVE_PORT``
-and always asks 127.0.0.1: the check runs inside the container's own network namespace.
+Standard library only (no curl in a slim image), reads the port as the server does
+(``COURSE_SERVE_PORT``, else the platform's ``PORT``, else 8000) and always asks 127.0.0.1:
+the check runs inside the container's own network namespace.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import urllib.request
 
 
 def main() -> int:
-    port = os.environ.get("COURSE_SERVE_PORT", "8000")
+    port = os.environ.get("COURSE_SERVE_PORT") or os.environ.get("PORT") or "8000"
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=2) as reply:
             return 0 if reply.status == 200 else 1

@@ -5,7 +5,9 @@
 An empty bucket answers **429** with ``Retry-After`` (whole seconds until a token) and the
 IETF draft headers ``RateLimit-Limit`` / ``RateLimit-Remaining`` / ``RateLimit-Reset``.
 Configured per model (``COURSE_SERVE_RATE_LIMITS='{"churn": 50}'``, ``"*"`` for every model);
-off by default. Buckets live in an LRU of 10,000 clients, so memory is bounded.
+off by default. Buckets live in an LRU of 10,000 clients, so memory is bounded. These buckets
+belong to one process; with ``COURSE_SERVE_REDIS_URL`` set, ``shared.RedisRateLimiter`` keeps
+them in Redis instead, so every worker and replica spends the same tokens.
 
 **Cache.** ``PredictionCache`` maps (model, version, sha256, canonical row) → (label,
 probabilities). The row is canonicalised (keys sorted, ints and equal floats written alike) and
@@ -61,6 +63,14 @@ class RateLimiter:
         rate = self.limit_for(model)
         if rate is None:
             return
+        allowed, wait = self.take(client, model, rate, now)
+        if not allowed:
+            raise rate_limited(model, rate, self.burst, wait)
+
+    def take(
+        self, client: str, model: str, rate: float, now: float | None = None
+    ) -> tuple[bool, float]:
+        """Spend one of ``client``'s tokens for ``model``: (allowed, seconds until the next)."""
         now = time.monotonic() if now is None else now
         key = (client, model)
         bucket = self.buckets.get(key)
@@ -71,21 +81,24 @@ class RateLimiter:
                 self.buckets.popitem(last=False)
         else:
             self.buckets.move_to_end(key)
-        allowed, wait = bucket.take(now)
-        if not allowed:
-            retry = max(1, math.ceil(wait))
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"rate limit for {model}: {rate:g} requests/s (burst {self.burst}) per client; "
-                f"retry in {retry} s",
-                headers={
-                    "retry-after": str(retry),
-                    "ratelimit-limit": str(self.burst),
-                    "ratelimit-remaining": "0",
-                    "ratelimit-reset": str(retry),
-                },
-            )
+        return bucket.take(now)
+
+
+def rate_limited(model: str, rate: float, burst: int, wait: float) -> ApiError:
+    """The 429 a spent bucket answers, with Retry-After and the RateLimit-* headers."""
+    retry = max(1, math.ceil(wait))
+    return ApiError(
+        429,
+        "rate_limited",
+        f"rate limit for {model}: {rate:g} requests/s (burst {burst}) per client; "
+        f"retry in {retry} s",
+        headers={
+            "retry-after": str(retry),
+            "ratelimit-limit": str(burst),
+            "ratelimit-remaining": "0",
+            "ratelimit-reset": str(retry),
+        },
+    )
 
 
 def client_id(headers: Any, client: Any) -> str:
@@ -134,3 +147,11 @@ class PredictionCache:
             self.entries.move_to_end(key)
             while len(self.entries) > self.size:
                 self.entries.popitem(last=False)
+
+    def get_many(self, keys: list[bytes], now: float) -> list[tuple[int, list[float]] | None]:
+        """``get`` for every key (the Redis cache answers these in one round trip)."""
+        return [self.get(key, now) for key in keys]
+
+    def put_many(self, entries: list[tuple[bytes, int, list[float]]], now: float) -> None:
+        for key, label, probabilities in entries:
+            self.put(key, label, probabilities, now)

@@ -52,9 +52,17 @@ async def ready(request: Request) -> Response:
             f"models {state}" + (f": {registry.error}" if registry.error else ""),
             headers={"retry-after": "1"},
         )
-    return json_response(
-        {"status": "ready", "models": [f"{m.name}:{m.version}" for m in registry.all()]}
-    )
+    body: dict[str, Any] = {
+        "status": "ready",
+        "models": [f"{m.name}:{m.version}" for m in registry.all()],
+    }
+    link = request.app.state.redis
+    if link is not None:  # shared state: reported, never a reason to stop serving
+        body["shared_state"] = {
+            **link.status(),
+            "rate_limit_on_redis_down": request.app.state.settings.rate_limit_on_redis_down,
+        }
+    return json_response(body)
 
 
 @router.get("/v1/models", tags=["models"], summary="Every loaded model and version")

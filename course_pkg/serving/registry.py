@@ -74,13 +74,14 @@ class ServedModel:
         now = time.monotonic()
         model_key = f"{self.name}:{self.version}:{self.sha256}"
         keys = [cache.key(model_key, row) for row in rows]
-        found = [cache.get(key, now) for key in keys]
+        found = cache.get_many(keys, now)
         missing = [i for i, hit in enumerate(found) if hit is None]
         if missing:
             labels, proba = self._predict([rows[i] for i in missing])
-            for j, i in enumerate(missing):
-                found[i] = (int(labels[j]), proba[j].tolist())
-                cache.put(keys[i], found[i][0], found[i][1], now)
+            fresh = [(keys[i], int(labels[j]), proba[j].tolist()) for j, i in enumerate(missing)]
+            for (_, label, probabilities), i in zip(fresh, missing, strict=True):
+                found[i] = (label, probabilities)
+            cache.put_many(fresh, now)
         return (
             np.array([hit[0] for hit in found], dtype=np.int64),
             np.array([hit[1] for hit in found], dtype=np.float32),

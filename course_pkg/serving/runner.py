@@ -120,11 +120,12 @@ def serve(model_dirs: Sequence[str | Path], settings: ServerSettings | None = No
         uvicorn.run(create_app(dirs, settings), **common)
         return
     os.environ[MODELS_ENV] = os.pathsep.join(dirs)
-    # (admin_token cannot be set with several workers: settings refuse it)
     for key, value in settings.model_dump(mode="json", exclude={"workers", "admin_token"}).items():
         if value is not None:  # JSON, as pydantic-settings reads dicts (rate_limits, routing)
             text = value if isinstance(value, str) else json.dumps(value)
             os.environ[f"COURSE_SERVE_{key.upper()}"] = text
+    if settings.admin_token is not None:  # only with Redis (settings refuse it otherwise)
+        os.environ["COURSE_SERVE_ADMIN_TOKEN"] = settings.admin_token.get_secret_value()
     # Workers share one listening socket and the kernel hands connections to any of them; a
     # worker still loading in the background would answer 503 while its siblings are ready.
     # So each worker loads before it starts accepting (its lifespan blocks), and "ready" from

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -58,15 +59,41 @@ class ServerSettings(BaseSettings):
     # off unless a token is set; clients send it as "Authorization: Bearer <token>"
     admin_token: SecretStr | None = None
 
+    # shared state (course_pkg.serving.shared, routing_sync): with redis_url, rate limits, the
+    # prediction cache and the routing table live in Redis under this prefix
+    redis_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "course-serve"
+    rate_limit_on_redis_down: Literal["open", "closed"] = "open"  # open: let requests through
+    routing_poll_s: Annotated[float, Field(ge=0.05, le=1.0)] = (
+        0.25  # every worker, in the background
+    )
+    served_by_header: bool = False  # X-Served-By: <pid> on every answer (which worker answered)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _platform_port(cls, data: Any) -> Any:
+        """``PORT`` (Cloud Run, Hugging Face Spaces, Heroku set it) when ``COURSE_SERVE_PORT``
+        and ``--port`` are not given (or empty): those win."""
+        port = os.environ.get("PORT")
+        if isinstance(data, dict) and data.get("port") in (None, "") and port:
+            return {**data, "port": port}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> ServerSettings:
         if self.batch_max_rows == 1:
             raise ValueError("batch_max_rows 1 batches nothing: use 0 (off) or at least 2")
-        if self.admin_token is not None and self.workers > 1:
+        if self.admin_token is not None and self.workers > 1 and self.redis_url is None:
             raise ValueError(
                 "the admin API changes one process's routing, and workers > 1 runs several: "
-                "run one worker per container and scale out with replicas, or set the "
-                "routing at start with COURSE_SERVE_ROUTING"
+                "set COURSE_SERVE_REDIS_URL (the routing table is then shared through Redis), "
+                "run one worker per container, or set the routing at start with "
+                "COURSE_SERVE_ROUTING"
+            )
+        if self.rate_limits and self.workers > 1 and self.redis_url is None:
+            raise ValueError(
+                f"rate_limits with workers={self.workers} and no Redis would allow "
+                f"{self.workers}x each limit (every worker process keeps its own buckets): "
+                "set COURSE_SERVE_REDIS_URL so the workers share them, or run one worker"
             )
         if self.admin_token is not None and len(self.admin_token.get_secret_value()) < 16:
             raise ValueError("admin_token is too short: use at least 16 random characters")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import zlib
 from collections.abc import Iterator
@@ -16,20 +15,6 @@ import pytest
 
 from course_pkg.serving.process import RedisServer, ServerProcess, WorkerProcess
 from course_pkg.training import train_churn
-
-IN_CI = __import__("os").environ.get("CI") == "true"
-
-
-@pytest.fixture(scope="module")
-def redis() -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        reason = "redis-server is not installed (apt-get install redis-server)"
-        if IN_CI:
-            pytest.fail(f"CI=true but {reason}: .ci/run installs it")
-        pytest.skip(f"{reason}; CI runs these tests")
-    with RedisServer() as running:
-        yield running
-    assert running.returncode == 0, running.output()
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,8 @@ def torchserve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     store = tmp_path_factory.mktemp("model-store")
     archive_digits(store, version="1.0", seed=7)
     archive_digits(store, version="2.0", seed=8)
-    with TorchServeServer(store, ["digits.mar"]) as server:
+    # pinned like the benchmarks pin it: the prefix must reach the Java server and its workers
+    with TorchServeServer(store, ["digits.mar"], command_prefix=["taskset", "-c", "0"]) as server:
         yield server
     assert not list(server.workdir.glob("*")), "the temporary directory was not removed"
 
@@ -116,6 +118,20 @@ def test_torchserve_serves_versions_and_metrics(torchserve: Any) -> None:
         line for line in metrics.splitlines() if line.startswith("ts_inference_requests_total")
     ]
     assert any('model_version="1.0"' in line for line in counted), counted
+
+
+def test_torchserve_and_every_process_it_starts_run_on_the_pinned_cpu(torchserve: Any) -> None:
+    group = torchserve.process.pid  # started in its own session: the group id is its pid
+    allowed = {}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines())
+            if os.getpgid(int(status.parent.name)) == group:
+                allowed[fields["Name"]] = fields["Cpus_allowed_list"].strip()
+        except (OSError, ValueError):  # exited meanwhile, or a line without a tab
+            continue
+    assert "java" in allowed and any(n.startswith("python") for n in allowed), allowed
+    assert set(allowed.values()) == {"0"}, allowed
 
 
 def test_torchserve_refuses_bad_input_without_dying(torchserve: Any) -> None:

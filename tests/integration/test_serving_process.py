@@ -195,3 +195,27 @@ def test_two_workers_one_metrics_view(model_packages: dict[str, Path]) -> None:
     )
     assert ok == 40  # every worker's count, summed by the multiprocess collector
     assert running.returncode == 0
+
+
+def test_the_platform_port_is_honoured_and_ours_wins(model_packages: dict[str, Path]) -> None:
+    """``course-pkg serve`` without --port: PORT (Cloud Run, Spaces, Heroku), unless
+    COURSE_SERVE_PORT is set; the container healthcheck asks the same port."""
+    from course_pkg.serving.process import free_port
+
+    platform, ours = free_port(), free_port()
+    command = [sys.executable, "-m", "course_pkg", "serve", str(model_packages["churn"])]
+    command += ["--host", "127.0.0.1", "--log-level", "warning"]
+    env = {"PORT": str(platform), "COURSE_SERVE_PORT": ""}
+    with ServerProcess([], port=platform, command=command, env=env) as running:
+        assert httpx.get(f"{running.url}/health/ready").status_code == 200
+        check = subprocess.run(
+            [sys.executable, "-m", "course_pkg.serving.healthcheck"],
+            env={**running.env, "COURSE_SERVE_PORT": ""},
+            timeout=30,
+        )
+        assert check.returncode == 0  # the image's HEALTHCHECK finds the server on PORT
+    env = {"PORT": str(platform), "COURSE_SERVE_PORT": str(ours)}
+    with ServerProcess([], port=ours, command=command, env=env) as running:
+        assert httpx.get(f"{running.url}/health/ready").status_code == 200
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{platform}/health/live", timeout=2)

@@ -136,3 +136,47 @@ def test_cached_and_uncached_predictions_agree(
     ]
     got = np.array([[p["probabilities"]["0"], p["probabilities"]["1"]] for p in answer])
     assert np.array_equal(got.astype(np.float32), direct)
+
+
+def test_several_workers_never_multiply_a_rate_limit_silently() -> None:
+    with pytest.raises(ValueError, match=r"would allow 2x each limit.*COURSE_SERVE_REDIS_URL"):
+        ServerSettings(workers=2, rate_limits={"churn": 50})
+    ServerSettings(workers=1, rate_limits={"churn": 50})  # one process: the limit is exact
+    shared = ServerSettings(workers=2, rate_limits={"churn": 50}, redis_url="redis://127.0.0.1/0")
+    assert shared.rate_limits == {"churn": 50}  # Redis: one bucket for every worker
+    with pytest.raises(ValueError, match="COURSE_SERVE_REDIS_URL"):
+        ServerSettings(workers=2, admin_token="a-long-enough-admin-token")
+    ServerSettings(workers=2, admin_token="a-long-enough-admin-token", redis_url="redis://h/0")
+
+
+def test_port_comes_from_the_platform_unless_ours_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COURSE_SERVE_PORT", raising=False)
+    monkeypatch.delenv("PORT", raising=False)
+    assert ServerSettings().port == 8000
+    monkeypatch.setenv("PORT", "8080")  # Cloud Run, Spaces, Heroku
+    assert ServerSettings().port == 8080
+    assert ServerSettings(port=9000).port == 9000  # --port wins
+    monkeypatch.setenv("COURSE_SERVE_PORT", "7000")
+    assert ServerSettings().port == 7000  # ours wins over the platform's
+    monkeypatch.setenv("COURSE_SERVE_PORT", "")
+    monkeypatch.setenv("PORT", "not-a-port")
+    with pytest.raises(ValueError, match="port"):
+        ServerSettings()
+
+
+def test_redis_down_the_limiter_fails_open_or_closed_and_the_cache_misses() -> None:
+    from course_pkg.serving.errors import ApiError
+    from course_pkg.serving.process import free_port
+    from course_pkg.serving.shared import RedisLink, RedisPredictionCache, RedisRateLimiter
+
+    link = RedisLink(f"redis://127.0.0.1:{free_port()}/0", "t")  # nothing listens there
+    RedisRateLimiter({"churn": 1.0}, 1, link, on_redis_down="open").check("a", "churn")
+    assert link.status()["redis"] == "unreachable" and "Connection" in link.status()["error"]
+    assert not link.available()  # the breaker: no request waits on a dead Redis for 1 s
+    closed = RedisRateLimiter({"churn": 1.0}, 1, link, on_redis_down="closed")
+    with pytest.raises(ApiError) as caught:
+        closed.check("a", "churn")
+    assert caught.value.status == 503 and caught.value.code == "rate_limiter_unavailable"
+    cache = RedisPredictionCache(link, ttl=10)
+    assert cache.get_many([b"k1", b"k2"], now=0.0) == [None, None] and cache.misses == 2
+    cache.put_many([(b"k1", 1, [0.5, 0.5])], now=0.0)  # skipped, no error
