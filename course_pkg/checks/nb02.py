@@ -22,7 +22,8 @@ class _Everything:
         return True
 
 
-def reference_globals(data: bytes) -> list[str]:
+def globals_seen(data: bytes) -> list[str]:
+    """The oracle: the course's symbolic scanner (it never imports what it reads)."""
     from course_pkg.artifacts.pickle_scan import scan_bytes
 
     return scan_bytes(data, allowlist=_Everything()).unique_globals  # type: ignore[arg-type]
@@ -33,7 +34,17 @@ class _Touch:
         return os.system, ("true",)
 
 
-@register("02.find_globals")
+# Anything that runs the course's scanner is its answer, whichever entry point it goes through
+# (scan_bytes, scan_file, safe_load): the unpickler class is watched as well. The notebook
+# itself teaches scan_bytes right after the exercise.
+@register(
+    "02.find_globals",
+    forbidden=(
+        "course_pkg.artifacts.pickle_scan.scan_bytes",
+        "course_pkg.artifacts.pickle_scan._SymbolicUnpickler",
+    ),
+    taught=("course_pkg.artifacts.pickle_scan.scan_bytes",),
+)
 def _find_globals(answer: Any) -> str:
     from sklearn.preprocessing import StandardScaler
 
@@ -53,7 +64,7 @@ def _find_globals(answer: Any) -> str:
     for label, data in cases.items():
         got = fn(data)
         expect(isinstance(got, list), f"return a list of 'module.name' strings ({label})")
-        want = reference_globals(data)
+        want = globals_seen(data)
         if sorted(set(got)) != want:
             hint = ""
             if "memoised" in label:
