@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from course_pkg.checks._delegation import message as delegation_message
 from grader.runner.docker_backend import DEFAULT_IMAGE, RawRun, run_docker
-from grader.specs.model import Assignment, Outcome
+from grader.specs.model import Assignment, Outcome, forbidden
 
 MAX_SUBMISSION_BYTES = 20 * 1024 * 1024
 STATUS_MEANING = {
@@ -68,7 +69,20 @@ def precheck(path: Path) -> str | None:
     return None
 
 
-def _score_question(question: Any, probe: dict[str, Any] | None) -> QuestionScore:
+def _score_question(
+    question: Any, probe: dict[str, Any] | None, copied: list[str] | None = None
+) -> QuestionScore:
+    # Handing in course_pkg's own implementation scores 0, whether the host saw it in the
+    # source (``copied``, static) or the sandbox saw the answer run it (``delegated``).
+    delegated = list(copied or []) + [n for n in (probe or {}).get("delegated", []) if n]
+    if delegated:
+        return QuestionScore(
+            question.id,
+            question.title,
+            0.0,
+            question.points,
+            delegation_message(sorted(set(delegated))),
+        )
     if probe is None:
         return QuestionScore(
             question.id,
@@ -95,6 +109,21 @@ def _score_question(question: Any, probe: dict[str, Any] | None) -> QuestionScor
     )
 
 
+def _copied(path: Path, assignment: Assignment) -> dict[str, list[str]]:
+    """Forbidden references in the answer cells, read from the source on the host."""
+    import nbformat
+
+    from grader.delegation_scan import scan
+
+    try:
+        cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    except Exception:  # precheck already read it; a race must not crash the batch
+        return {}
+    return scan(
+        cells, [(q.id, q.answers, forbidden(assignment.id, q.id)) for q in assignment.questions]
+    )
+
+
 def grade(
     path: Path,
     assignment: Assignment,
@@ -116,8 +145,10 @@ def grade(
     else:
         raise ValueError(f"unknown backend {backend!r}: docker or local")
     probes = (run.result or {}).get("probes", {})
+    copied = _copied(path, assignment) if reason is None else {}
     questions = [
-        _score_question(q, probes.get(q.id) if run.result else None) for q in assignment.questions
+        _score_question(q, probes.get(q.id) if run.result else None, copied.get(q.id))
+        for q in assignment.questions
     ]
     return SubmissionResult(
         submission=submission,

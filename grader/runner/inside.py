@@ -56,12 +56,25 @@ __grader_sys.stderr = __GraderCappedStream(__grader_sys.stderr, {MAX_CELL_OUTPUT
 """
 
 
-def _probe_source(code: str) -> str:
-    """Wrap a probe (source defining ``probe()``) so its value comes back as a JSON string."""
+def _probe_source(code: str, answers: tuple[str, ...] = (), forbidden: tuple[str, ...] = ()) -> str:
+    """Wrap a probe (source defining ``probe()``) so its value comes back as a JSON string.
+
+    With forbidden references, the student's answers (globals named ``answers``) are watched
+    while the probe calls them (course_pkg.checks._delegation, the self-checks' watch) and the
+    value comes back as ``{"value": ..., "delegated": [names]}``."""
+    if not forbidden:
+        return (
+            f"{code}\n"
+            "import json as __grader_json\n"
+            f"__grader_json.dumps(probe(), default=repr)[:{MAX_PROBE_BYTES}]"
+        )
     return (
         f"{code}\n"
         "import json as __grader_json\n"
-        f"__grader_json.dumps(probe(), default=repr)[:{MAX_PROBE_BYTES}]"
+        "from course_pkg.checks._delegation import run_probe as __grader_run_probe\n"
+        f"__grader_json.dumps(__grader_run_probe(probe, globals(), {list(answers)!r}, "
+        f"{list(forbidden)!r}),"
+        f" default=repr)[:{MAX_PROBE_BYTES}]"
     )
 
 
@@ -144,7 +157,9 @@ def _execute(
         probing = True
         probes_started = time.monotonic()
         for probe in probes:
-            result["probes"][probe["id"]] = _run_probe(client, probe["code"])
+            result["probes"][probe["id"]] = _run_probe(
+                client, probe["code"], probe.get("answers", []), probe.get("forbidden", [])
+            )
         result["probe_seconds"] = round(time.monotonic() - probes_started, 2)
     return result
 
@@ -173,14 +188,14 @@ def _kernel_exit_code(client: Any) -> int | None:
     return process.poll() if process is not None else None
 
 
-def _run_probe(client: Any, code: str) -> dict[str, Any]:
+def _run_probe(client: Any, code: str, answers: list[str], forbidden: list[str]) -> dict[str, Any]:
     """Execute one probe as an extra cell in the same kernel: {"value": …} or {"error": …}."""
     import nbformat
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     if client.km is None or not client.km.is_alive():
         return {"error": "the kernel is not running (it died or was killed)"}
-    cell = nbformat.v4.new_code_cell(_probe_source(code))
+    cell = nbformat.v4.new_code_cell(_probe_source(code, tuple(answers), tuple(forbidden)))
     client.nb.cells.append(cell)  # nbclient addresses cells by index in its notebook
     try:
         client.execute_cell(cell, len(client.nb.cells) - 1)
@@ -195,9 +210,15 @@ def _run_probe(client: Any, code: str) -> dict[str, Any]:
         if output.output_type == "execute_result":
             text = str(output.get("data", {}).get("text/plain", ""))[: MAX_PROBE_BYTES * 2 + 16]
             try:
-                return {"value": json.loads(ast.literal_eval(text))}
+                value = json.loads(ast.literal_eval(text))
             except (ValueError, SyntaxError) as error:
                 return {"error": f"probe value was not JSON ({type(error).__name__})"}
+            if not forbidden:
+                return {"value": value}
+            if not isinstance(value, dict) or "value" not in value:
+                return {"error": "the watched probe returned no value"}
+            delegated = [str(name)[:200] for name in value.get("delegated") or []][:20]
+            return {"value": value["value"], "delegated": delegated}
     return {"error": "the probe produced no value"}
 
 

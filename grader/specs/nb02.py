@@ -30,11 +30,12 @@ def probe():
 
 def _globals_expected() -> list[list[str]]:
     # the self-check's oracle (the course's scanner), run here on the host
-    from course_pkg.checks.nb02 import globals_seen
+    from course_pkg.artifacts.pickle_scan import scan_bytes
+    from course_pkg.checks.nb02 import ALLOW_EVERYTHING
 
     scope: dict[str, Any] = {}
     exec(PICKLES_SETUP, scope)
-    return [globals_seen(data) for data in scope["_cases"]]
+    return [scan_bytes(d, allowlist=ALLOW_EVERYTHING).unique_globals for d in scope["_cases"]]
 
 
 ALLOW_CASES = [
@@ -133,6 +134,7 @@ ASSIGNMENT = Assignment(
             _globals_expected,
             fraction_equal,
             hint="GLOBAL/INST args; STACK_GLOBAL + memo",
+            answers=("find_globals",),
         ),
         Question(
             "allowlist",

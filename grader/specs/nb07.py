@@ -92,6 +92,7 @@ ASSIGNMENT = Assignment(
             _handler_expected,
             keys_equal,
             hint="parse bytes or dicts, stack float32, softmax, one answer per request",
+            answers=("DigitsHandler",),
         ),
         Question(
             "rollout_plan",
@@ -110,6 +111,7 @@ ASSIGNMENT = Assignment(
             _promql_properties,
             all_true,
             hint="histogram_quantile(0.99, sum by (le) (rate(buckets[window])))",
+            answers=("p99_query",),
         ),
         Question(
             "mlflow_split",
