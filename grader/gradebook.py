@@ -83,14 +83,20 @@ def finished(out: Path, submission: str) -> bool:
     return (out / submission / RESULTS_FILE).exists()
 
 
-def write_gradebook(out: Path, assignment: Assignment) -> Path:
-    """Rebuild gradebook.csv from every results.json under ``out``."""
+def write_gradebook(
+    out: Path, assignment: Assignment, similarity: dict[str, str] | None = None
+) -> Path:
+    """Rebuild gradebook.csv from every results.json under ``out``; with ``similarity``
+    (submission → its highest match, see grader.similarity) a last column flags copying."""
     results = sorted(
         (load_result(p) for p in out.glob(f"*/{RESULTS_FILE}")), key=lambda r: r.submission
     )
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["submission", *[q.id for q in assignment.questions], "total", "max", "status"])
+    extra = ["similarity"] if similarity is not None else []
+    writer.writerow(
+        ["submission", *[q.id for q in assignment.questions], "total", "max", "status", *extra]
+    )
     for r in results:
         by_id = {q.id: q.score for q in r.questions}
         writer.writerow(
@@ -100,6 +106,7 @@ def write_gradebook(out: Path, assignment: Assignment) -> Path:
                 f"{r.score:g}",
                 f"{r.max_score:g}",
                 r.status,
+                *([similarity.get(r.submission, "")] if similarity is not None else []),
             ]
         )
     target = out / GRADEBOOK

@@ -40,7 +40,7 @@ def _grade(submissions: Path, assignment: str, image: str, out: Path) -> dict[st
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     results = {}
-    for row in csv.DictReader((out / "gradebook.csv").open()):
+    for row in csv.DictReader((out / "gradebook.csv").read_text().splitlines()):
         record = json.loads((out / row["submission"] / "results.json").read_text())
         results[row["submission"]] = record["extra_data"]["course"]
     return results

@@ -1,0 +1,60 @@
+"""Write the similarity report: ``similarity.csv`` (one row per flagged pair) and
+``similarity.html`` (each pair's cells side by side). Student text is data: escaping happens
+here and only here — ``html.escape`` for HTML, the csv module plus a guard against formulas
+(a cell starting with ``= + - @`` is prefixed with ``'``) for CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from pathlib import Path
+
+from grader.gradebook import atomic_write
+from grader.similarity import REFERENCE, Match
+
+CSV_FILE = "similarity.csv"
+HTML_FILE = "similarity.html"
+
+
+def csv_safe(text: str) -> str:
+    """A spreadsheet must not run what a student wrote as a formula."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def write_report(out: Path, assignment: str, matches: list[Match], threshold: float) -> list[Path]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["submission", "other", "cell", "similarity", "shared_fingerprints"])
+    for m in matches:
+        writer.writerow([csv_safe(m.a), csv_safe(m.b), csv_safe(m.cell), m.similarity, m.shared])
+    atomic_write(out / CSV_FILE, buffer.getvalue())
+    atomic_write(out / HTML_FILE, _html(assignment, matches, threshold))
+    return [out / CSV_FILE, out / HTML_FILE]
+
+
+def _html(assignment: str, matches: list[Match], threshold: float) -> str:
+    e = html.escape
+    rows = []
+    for m in matches:
+        other = "the reference solution" if m.b == REFERENCE else e(m.b)
+        rows.append(
+            f"<h2>{e(m.a)} ↔ {other} · cell {e(m.cell)} · {m.similarity:.0%} "
+            f"({m.shared} shared fingerprints)</h2>\n<table><tr>"
+            f"<td><pre>{e(m.source_a)}</pre></td><td><pre>{e(m.source_b)}</pre></td></tr></table>"
+        )
+    body = "\n".join(rows) or "<p>No pair reaches the threshold.</p>"
+    return (
+        "<!doctype html>\n<html><head><meta charset='utf-8'>"
+        f"<title>Similarity · assignment {e(assignment)}</title><style>"
+        "table{width:100%;table-layout:fixed;border-collapse:collapse}"
+        "td{vertical-align:top;border:1px solid #ccc;width:50%}pre{white-space:pre-wrap}"
+        "</style></head><body>"
+        f"<h1>Similarity · assignment {e(assignment)}</h1>"
+        f"<p>{len(matches)} pairs of answer cells at or above {threshold:.0%} (shared winnowed "
+        "token fingerprints / those of the smaller answer; names, strings and numbers "
+        "normalised, provided code removed). A flag for a person to read, not a verdict: "
+        "short, standard answers can match without copying.</p>\n"
+        f"{body}\n</body></html>\n"
+    )
