@@ -86,7 +86,7 @@ def fingerprints(source: str, boilerplate: frozenset[int] = frozenset()) -> froz
 
 
 def _code_cells(path: Path) -> dict[str, str]:
-    cells = nbformat.read(path, as_version=4).cells
+    cells = nbformat.read(path, as_version=4).cells  # type: ignore[no-untyped-call]
     return {str(c.get("id")): c.source for c in cells if c.cell_type == "code" and c.get("id")}
 
 

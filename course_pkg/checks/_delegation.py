@@ -210,7 +210,7 @@ class Watch:
     def __exit__(self, *exc: object) -> None:
         self._depth -= 1
         if self._depth == 0:
-            current = sys.getprofile()
+            current: Any = sys.getprofile()
             self._profiler.disable()
             if current is not self._profiler:  # the answer removed or replaced the hook
                 self._seen[TAMPERED] = None

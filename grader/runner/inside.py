@@ -79,7 +79,7 @@ def _probe_source(code: str, answers: tuple[str, ...] = (), forbidden: tuple[str
 
 
 def _execute(
-    notebook_path: str, probes: list[dict[str, str]], cell_timeout: int, work_dir: str
+    notebook_path: str, probes: list[dict[str, Any]], cell_timeout: int, work_dir: str
 ) -> dict[str, Any]:
     import nbformat
     from nbclient import NotebookClient
