@@ -104,8 +104,10 @@ def _export_pipeline(answer: Any) -> str:
     return "one typed input per column, plain probabilities, same predictions"
 
 
+@cache
 def parity_cases() -> list[tuple[str, Any, Any, Any]]:
-    """(label, pipeline, onnx bytes, frame): an exact export and a broken (float32) one."""
+    """(label, pipeline, onnx bytes, frame): an exact export and a broken (float32) one —
+    cached (a forest and two exports: ~1 s), read-only use."""
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
