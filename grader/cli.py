@@ -81,7 +81,69 @@ def _grade(args: argparse.Namespace) -> int:
             print(f"removed {reaped} container(s) left by an earlier grader run that was killed")
     from grader.batch import grade_batch
 
-    return grade_batch(args, assignment)
+    code = grade_batch(args, assignment)
+    if code not in (0, 1):  # stopped by SIGINT/SIGTERM: no report over a partial batch
+        return code
+    try:
+        from grader.gradebook import write_gradebook
+
+        flags = _write_similarity(
+            args.submissions, assignment.id, assignment.notebook, args.out, 0.8
+        )
+        print(f"gradebook: {write_gradebook(args.out, assignment, similarity=flags)}")
+    except Exception as error:  # the report flags; it must never cost the gradebook
+        from grader.render import terminal_text
+
+        print(f"similarity report not written: {terminal_text(str(error))}", file=sys.stderr)
+        return 1
+    return code
+
+
+def _write_similarity(
+    folder: Path, assignment: str, notebook: str, out: Path, threshold: float
+) -> dict[str, str]:
+    """similarity.csv/.html under ``out``; per submission its highest match (gradebook).
+
+    Notebooks are read through the intake (private copies, no symlink followed), by id."""
+    import tempfile
+
+    from grader.intake import scan, take_copy
+    from grader.similarity import compare, highest
+    from grader.similarity_report import write_report
+
+    with tempfile.TemporaryDirectory(prefix="grader-similarity-") as private:
+        notebooks = {}
+        for entry in scan(folder):
+            take_copy(folder, entry, Path(private))
+            if entry.status is None and entry.copy is not None:
+                notebooks[entry.id] = entry.copy
+        matches, unreadable = compare(notebooks, notebook, threshold)
+    written = write_report(out, assignment, matches, threshold)
+    print(f"similarity: {len(matches)} pairs at or above {threshold:.0%} → {written[1]}")
+    if unreadable:
+        print(f"similarity: skipped {len(unreadable)} unreadable notebooks")
+    return highest(matches)
+
+
+def _similarity(args: argparse.Namespace) -> int:
+    from grader.specs import load_assignment
+
+    try:
+        assignment = load_assignment(args.assignment)
+    except KeyError as error:
+        print(f"error: {error.args[0]}", file=sys.stderr)
+        return 2
+    if not args.submissions.is_dir():
+        print(f"error: {args.submissions} is not a directory of submissions", file=sys.stderr)
+        return 2
+    if not 0 < args.threshold <= 1:
+        print("error: --threshold is a share between 0 and 1, e.g. 0.8", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    _write_similarity(
+        args.submissions, assignment.id, assignment.notebook, args.out, args.threshold
+    )
+    return 0
 
 
 def _docker_ready(image: str) -> bool:
@@ -148,6 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--image", default=DEFAULT_IMAGE)
     grade.add_argument("--force", action="store_true", help="regrade finished submissions")
     grade.set_defaults(func=_grade)
+
+    similar = sub.add_parser(
+        "similarity", help="flag answer cells that match each other or the reference solution"
+    )
+    similar.add_argument("submissions", type=Path, help="folder: one file per submission")
+    similar.add_argument("--assignment", required=True, help="e.g. 00, 01, 02")
+    similar.add_argument("--out", type=Path, required=True, help="where the report goes")
+    similar.add_argument("--threshold", type=float, default=0.8, help="share, default 0.8")
+    similar.set_defaults(func=_similarity)
 
     check = sub.add_parser("check", help="preview your grade for one notebook")
     check.add_argument("notebook", type=Path)

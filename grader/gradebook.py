@@ -130,20 +130,27 @@ def finished(out: Path, submission: str) -> bool:
     return (out / submission / RESULTS_FILE).exists()
 
 
-def write_gradebook(out: Path, assignment: Assignment) -> Path:
+def write_gradebook(
+    out: Path, assignment: Assignment, similarity: dict[str, str] | None = None
+) -> Path:
     """Rebuild gradebook.csv from every results.json under ``out`` (unreadable ones: a row
-    with status ``error``, so nothing disappears from the book)."""
+    with status ``error``, so nothing disappears from the book); with ``similarity``
+    (submission → its highest match, see grader.similarity) a last column flags copying."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     questions = [q.id for q in assignment.questions]
-    writer.writerow(["submission", "name", *questions, "total", "max", "status", "note"])
+    extra = ["similarity"] if similarity is not None else []
+    writer.writerow(["submission", "name", *questions, "total", "max", "status", "note", *extra])
     rows = []
     for path in sorted(out.glob(f"*/{RESULTS_FILE}")):
         try:
             r = load_result(path)
         except (OSError, ValueError, KeyError, TypeError):
             ident = path.parent.name
-            rows.append([ident, ident, *["0"] * len(questions), "0", "", "error", "unreadable"])
+            flagged = [similarity.get(ident, "")] if similarity is not None else []
+            rows.append(
+                [ident, ident, *["0"] * len(questions), "0", "", "error", "unreadable", *flagged]
+            )
             continue
         by_id = {q.id: q.score for q in r.questions}
         rows.append(
@@ -155,6 +162,7 @@ def write_gradebook(out: Path, assignment: Assignment) -> Path:
                 f"{r.max_score:g}",
                 r.status,
                 r.note,
+                *([similarity.get(r.submission, "")] if similarity is not None else []),
             ]
         )
     for row in sorted(rows):

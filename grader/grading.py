@@ -10,10 +10,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from course_pkg.checks._delegation import message as delegation_message
 from grader.intake import MAX_SUBMISSION_BYTES, Submission, base_id, display_name, take_copy
 from grader.runner.containers import CURRENT, RunId
 from grader.runner.docker_backend import DEFAULT_IMAGE, RawRun, run_docker
-from grader.specs.model import Assignment, Outcome
+from grader.specs.model import Assignment, Outcome, forbidden
 
 STATUS_MEANING = {
     "ok": "the notebook ran and every probe was tried",
@@ -46,7 +47,9 @@ class QuestionScore:
     score: float
     max_score: float
     feedback: str
-    status: str = "ok"  # ok | error (the code raised) | not-run | a PROBE_STATUS_MEANING key
+    status: str = (
+        "ok"  # ok | error (the code raised) | not-run | delegated | a PROBE_STATUS_MEANING key
+    )
 
 
 @dataclass
@@ -106,10 +109,17 @@ def notebook_problem(path: Path) -> str | None:
     return None
 
 
-def _score_question(question: Any, probe: dict[str, Any] | None) -> QuestionScore:
+def _score_question(
+    question: Any, probe: dict[str, Any] | None, copied: list[str] | None = None
+) -> QuestionScore:
     def zero(feedback: str, status: str) -> QuestionScore:
         return QuestionScore(question.id, question.title, 0.0, question.points, feedback, status)
 
+    # Handing in course_pkg's own implementation scores 0, whether the host saw it in the
+    # source (``copied``, static) or the sandbox saw the answer run it (``delegated``).
+    delegated = list(copied or []) + [n for n in (probe or {}).get("delegated", []) if n]
+    if delegated:
+        return zero(delegation_message(sorted(set(delegated))), "delegated")
     if probe is None:
         return zero(
             "not graded: the notebook did not run to the end, so this was not checked", "not-run"
@@ -136,6 +146,21 @@ def _score_question(question: Any, probe: dict[str, Any] | None) -> QuestionScor
     )
 
 
+def _copied(path: Path, assignment: Assignment) -> dict[str, list[str]]:
+    """Forbidden references in the answer cells, read from the source on the host."""
+    import nbformat
+
+    from grader.delegation_scan import scan
+
+    try:
+        cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    except Exception:  # notebook_problem already read it; a race must not crash the batch
+        return {}
+    return scan(
+        cells, [(q.id, q.answers, forbidden(assignment.id, q.id)) for q in assignment.questions]
+    )
+
+
 def _missing_probe(run: RawRun) -> dict[str, Any] | None:
     """What a question whose probe never framed a result gets, given how the run ended."""
     if run.result is None:
@@ -157,21 +182,29 @@ def grade_entry(
     run_id: RunId = CURRENT,
 ) -> SubmissionResult:
     """Grade one intake entry (its private copy), or record why it was not graded."""
+    ran = False
     if entry.status is not None:
         run = RawRun(entry.status, None, 0.0, entry.detail)
     elif entry.copy is None or (reason := notebook_problem(entry.copy)) is not None:
         run = RawRun("invalid-notebook", None, 0.0, reason or "no copy was made")
     elif backend == "docker":
+        ran = True
         run = run_docker(entry.copy, assignment, image=image, timeout=timeout, run=run_id)
     elif backend == "local":
         from grader.runner.local_backend import run_local
 
+        ran = True
         run = run_local(entry.copy, assignment, timeout=timeout)
     else:
         raise ValueError(f"unknown backend {backend!r}: docker or local")
     probes = (run.result or {}).get("probes", {})
     missing = _missing_probe(run)
-    questions = [_score_question(q, probes.get(q.id, missing)) for q in assignment.questions]
+    # the host's own reading of the answer cells (never the container's word)
+    copied = _copied(entry.copy, assignment) if ran and entry.copy is not None else {}
+    questions = [
+        _score_question(q, probes.get(q.id, missing), copied.get(q.id))
+        for q in assignment.questions
+    ]
     return SubmissionResult(
         submission=entry.id,
         assignment=assignment.id,

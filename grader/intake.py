@@ -27,7 +27,16 @@ from pathlib import Path
 MAX_SUBMISSION_BYTES = 20 * 1024 * 1024
 MAX_ID_CHARS = 80
 # Ids that would collide with what the grader itself writes into the results folder.
-RESERVED_IDS = frozenset({"gradebook.csv", "gradebook", "results.json", "feedback.md"})
+RESERVED_IDS = frozenset(
+    {
+        "gradebook.csv",
+        "gradebook",
+        "results.json",
+        "feedback.md",
+        "similarity.csv",
+        "similarity.html",
+    }
+)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 

@@ -11,6 +11,8 @@ program reads it. Each function also caps the text, so no field can grow without
   escaped (``html.escape``), Markdown punctuation is backslash-escaped and line breaks become
   spaces, so student text can never add a row, a heading, a ``</details>``, a link or a
   score line to feedback.md.
+- :func:`html_text`: HTML element content (the similarity report): ``html.escape`` with quotes,
+  control characters shown as escapes (newlines and tabs kept, for ``<pre>``), capped.
 - :func:`terminal_text`: control characters (ANSI escapes, carriage returns, bidi overrides)
   are shown as ``\\x1b``-style escapes instead of being sent to the instructor's terminal.
 """
@@ -62,3 +64,14 @@ def csv_cell(text: str, limit: int = DEFAULT_CAP) -> str:
     """A CSV cell a spreadsheet cannot evaluate (OWASP CSV injection), capped."""
     text = cap(visible(text), limit)
     return "'" + text if text.startswith(_CSV_TRIGGERS) else text
+
+
+def html_text(text: str, limit: int = DEFAULT_CAP) -> str:
+    """HTML content or attribute text that renders as the (capped) text and adds no markup."""
+    kept = "".join(
+        char
+        if char in "\n\t" or not unicodedata.category(char).startswith("C")
+        else _escape_char(char)
+        for char in text
+    )
+    return html.escape(cap(kept, limit))

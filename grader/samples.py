@@ -97,3 +97,72 @@ def write_samples(notebook: str, out: Path, hostile: bool = True) -> list[Path]:
             attack.cells.append(nbformat.v4.new_code_cell(source))
             save(f"hostile_{name}", attack)
     return written
+
+
+# Per assignment, one cell appended to a submission that hands in course_pkg's own
+# implementation of every exercise that has one (right values: without detection they would
+# score). The grader must give those questions 0 and keep the others' scores.
+DELEGATIONS: dict[str, str] = {
+    "00": "from course_pkg import preflight\nfrom course_pkg.datasets import sha256_file\n"
+    "def parse_lock(text):\n    return preflight.parse_lock(text)\n"
+    "version_mismatches = preflight.version_mismatches\n"
+    "import functools\nport_is_free = functools.partial(preflight.port_is_free)",
+    "01": "import json, pathlib, tempfile\n"
+    "from course_pkg.artifacts.manifest import package_model, version_mismatches\n"
+    "def write_manifest(files, name, version, seed):\n"
+    "    out = pathlib.Path(tempfile.mkdtemp()) / 'p'\n"
+    "    package = package_model(files, out, name=name, version=version, seed=seed,\n"
+    "                            model_file=next(iter(files)))\n"
+    "    return json.loads((package.path / 'manifest.json').read_text())\n"
+    "def version_drift(manifest, installed):\n    return sorted(version_mismatches(manifest))",
+    "02": "from course_pkg.artifacts import scan_bytes\n"
+    "from course_pkg.checks.nb02 import ALLOW_EVERYTHING\n"
+    "def find_globals(data):\n"
+    "    return scan_bytes(data, allowlist=ALLOW_EVERYTHING).unique_globals",
+    "03": "from course_pkg.onnx_export import check_parity, export_sklearn, runtime_max_opset\n"
+    "export_pipeline = export_sklearn\nmax_opset = runtime_max_opset\n"
+    "def parity_report(pipeline, model, frame):\n"
+    "    r = check_parity(pipeline, model, frame)\n"
+    "    return {'label_agreement': r.label_agreement, 'max_abs_diff': r.max_abs_proba_diff}",
+    "07": "from course_pkg import monitoring\n"
+    "from course_pkg.servers.torchserve import DIGITS_HANDLER\n"
+    "_scope = {}\nexec(DIGITS_HANDLER, _scope)\nDigitsHandler = _scope['DigitsHandler']\n"
+    "p99_query = monitoring.p99_latency",
+    "08": "from course_pkg import canary, kubernetes\n"
+    "from course_pkg.serving.gateway import Routing\n"
+    "def choose_version(weights, client_id, model):\n"
+    "    stable = max(sorted(weights), key=lambda v: weights[v])\n"
+    "    return Routing({'stable': stable}, weights).choose(model, client_id)\n"
+    "canary_verdict = canary.verdict\n"
+    "def replicas_for(peak, per_core, utilization, minimum):\n"
+    "    return kubernetes.plan_capacity(peak, per_core, target_utilization=utilization,\n"
+    "                                    min_replicas=minimum).replicas",
+    "09": "import yaml\nfrom course_pkg.deploy_folders import space_header\n"
+    "from course_pkg.demos.azureml_score import init, run\n"
+    "def space_readme(title, sdk_version):\n"
+    "    header = {**space_header(title), 'sdk_version': sdk_version}\n"
+    "    return f'---\\n{yaml.safe_dump(header)}---\\n\\n# {title}\\n'",
+}
+
+# The same delegation for 00, hidden from a reader of the source (names built at run time):
+# only the in-sandbox watch can see it.
+HIDDEN_DELEGATION = (
+    "import importlib\n_m = importlib.import_module('course' + '_pkg' + '.pre' + 'flight')\n"
+    "_f = getattr(_m, 'parse' + '_lock')\ndef parse_lock(text):\n    return _f(text)"
+)
+# The same delegation for 00, plain to read, with the in-sandbox watch switched off: only the
+# host's reading of the source can see it.
+BLINDED_DELEGATION = (
+    "from course_pkg import preflight\nimport course_pkg.checks._delegation as _d\n"
+    "_real = _d.run_probe\n"
+    "def _blind(*a, **k):\n    out = _real(*a, **k)\n    out['delegated'] = []\n    return out\n"
+    "_d.run_probe = _blind\n"
+    "def parse_lock(text):\n    return preflight.parse_lock(text)"
+)
+
+
+def delegating(notebook: str, source: str) -> nbformat.NotebookNode:
+    """The full solution with ``source`` appended as a last cell."""
+    submission = full_solution(notebook)
+    submission.cells.append(nbformat.v4.new_code_cell(source))
+    return submission

@@ -6,6 +6,9 @@ A check runs the student's answer on a few inputs and prints one line: ✅ with 
 an unfinished notebook still runs top to bottom. It returns a ``CheckResult`` that is truthy
 when the check passed, for anyone who wants to branch on it.
 
+An answer that is, or calls, the course's own implementation of the exercise (its registered
+forbidden references, see ``_delegation``) fails with a plain message saying so.
+
 Self-checks are feedback, not grading: a student can read or bypass them. Grading happens in
 ``grader`` with hidden probes in a sandbox, scored on the host.
 """
@@ -16,7 +19,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from course_pkg.checks._registry import REGISTRY, CheckFailed, register
+from course_pkg.checks import _delegation
+from course_pkg.checks._registry import FORBIDDEN, REGISTRY, CheckFailed, register
 
 __all__ = ["CheckFailed", "CheckResult", "check", "list_checks", "register"]
 
@@ -71,13 +75,22 @@ def _run(exercise: str, answer: Any) -> CheckResult:
         return CheckResult(
             exercise, False, f"no such exercise id; ids for this notebook: {known or 'none'}"
         )
+    forbidden = FORBIDDEN.get(exercise, ())
+    same = _delegation.identity_hits(answer, forbidden)
+    if same:
+        return CheckResult(exercise, False, _delegation.message(same, identity=True))
+    watch = _delegation.Watch(forbidden)
     try:
-        message = entry(answer)
+        message = entry(watch.guard(answer))
     except CheckFailed as failed:
+        if watch.hits:
+            return CheckResult(exercise, False, _delegation.message(watch.hits))
         return CheckResult(exercise, False, str(failed))
     except NotImplementedError:
         return CheckResult(exercise, False, "not done yet — replace `raise NotImplementedError`")
     except Exception as error:  # the student's code crashed: report it, never propagate
+        if watch.hits:
+            return CheckResult(exercise, False, _delegation.message(watch.hits))
         where = traceback.extract_tb(error.__traceback__)[-1]
         return CheckResult(
             exercise,
@@ -85,6 +98,8 @@ def _run(exercise: str, answer: Any) -> CheckResult:
             f"your code raised {type(error).__name__}: {error} "
             f"(line {where.lineno} of {where.name})",
         )
+    if watch.hits:
+        return CheckResult(exercise, False, _delegation.message(watch.hits))
     return CheckResult(exercise, True, message or "passed")
 
 

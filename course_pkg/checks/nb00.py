@@ -18,7 +18,7 @@ def _callable(answer: Any, name: str) -> Callable[..., Any]:
     return answer  # type: ignore[no-any-return]
 
 
-@register("00.sha256_file")
+@register("00.sha256_file", forbidden=("course_pkg.datasets.checksums.sha256_file",))
 def _sha256_file(answer: Any) -> str:
     fn = _callable(answer, "sha256_file")
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,7 +57,7 @@ uvicorn[standard]==0.54.0 ; python_version >= "3.9"
 """
 
 
-@register("00.parse_lock")
+@register("00.parse_lock", forbidden=("course_pkg.preflight.parse_lock",))
 def _parse_lock(answer: Any) -> str:
     fn = _callable(answer, "parse_lock")
     got = fn(_LOCK_SAMPLE)
@@ -76,7 +76,7 @@ def _parse_lock(answer: Any) -> str:
     return "parses pins, extras, local versions, markers and hash lines"
 
 
-@register("00.port_is_free")
+@register("00.port_is_free", forbidden=("course_pkg.preflight.port_is_free",))
 def _port_is_free(answer: Any) -> str:
     fn = _callable(answer, "port_is_free")
     with socket.socket() as listener:
@@ -88,7 +88,7 @@ def _port_is_free(answer: Any) -> str:
     return "detects a busy port and a free one"
 
 
-@register("00.version_mismatches")
+@register("00.version_mismatches", forbidden=("course_pkg.preflight.version_mismatches",))
 def _version_mismatches(answer: Any) -> str:
     fn = _callable(answer, "version_mismatches")
     locked = {"numpy": "2.4.6", "torch": "2.13.0+cpu", "fastapi": "0.165.0", "httpx": "0.28.1"}

@@ -37,7 +37,7 @@ def _parity(answer: Any) -> str:
     return "compares probabilities and labels like the reference"
 
 
-@register("01.write_manifest")
+@register("01.write_manifest", forbidden=("course_pkg.artifacts.manifest.package_model",))
 def _write_manifest(answer: Any) -> str:
     fn = callable_answer(answer, "write_manifest")
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,7 +66,7 @@ def _write_manifest(answer: Any) -> str:
     return "hashes every file, records name/version/seed, rejects non-semver versions"
 
 
-@register("01.version_drift")
+@register("01.version_drift", forbidden=("course_pkg.artifacts.manifest.version_mismatches",))
 def _version_drift(answer: Any) -> str:
     fn = callable_answer(answer, "version_drift")
     manifest = {
@@ -84,24 +84,45 @@ def _version_drift(answer: Any) -> str:
     return "finds changed and missing libraries"
 
 
-ACCEPTABLE_FORMATS = {
-    "java_service": ({"onnx"}, "only ONNX has runtimes outside Python (Java, C#, C++, JS)"),
-    "untrusted_download": ({"skops", "onnx"}, "pick a format whose loading cannot run code"),
+# Scenario → (fingerprints of the formats that fit, hint). Fingerprints, not the formats: the
+# answer key itself lives with the grader (grader/specs/nb01.py); a student can only learn a
+# choice is right by trying it, as with any check.
+_FITS: dict[str, tuple[set[str], str]] = {
+    "java_service": (
+        {"4ce076d7aec98b1d"},
+        "only ONNX has runtimes outside Python (Java, C#, C++, JS)",
+    ),
+    "untrusted_download": (
+        {"59ba99dd5057e8c5", "7d014a8d4eb7d07c"},
+        "pick a format whose loading cannot run code",
+    ),
     "cache_between_steps": (
-        {"joblib", "pickle"},
+        {"97fbc5cedc5cfa25", "e9793054414d9739"},
         "same machine and venv, your own file: the fast native formats are fine",
     ),
-    "torchserve": ({"torchscript"}, "TorchServe serves TorchScript archives"),
-    "tf_serving": ({"saved_model"}, "TF Serving loads SavedModel directories"),
+    "torchserve": (
+        {"e5e30e8f16854e20"},
+        "TorchServe serves TorchScript archives",
+    ),
+    "tf_serving": (
+        {"0595e8486e2d9293"},
+        "TF Serving loads SavedModel directories",
+    ),
 }
+
+
+def _fingerprint(scenario: str, choice: str) -> str:
+    return hashlib.sha256(f"01.choose_format:{scenario}:{choice}".encode()).hexdigest()[:16]
 
 
 @register("01.choose_format")
 def _choose_format(answer: Any) -> str:
     expect(isinstance(answer, dict), "answer with a dict {scenario: format}")
-    missing = sorted(set(ACCEPTABLE_FORMATS) - set(answer))
+    missing = sorted(set(_FITS) - set(answer))
     expect(not missing, f"answer every scenario; missing {missing}")
-    for scenario, (ok, hint) in ACCEPTABLE_FORMATS.items():
+    for scenario, (fits, hint) in _FITS.items():
         choice = str(answer[scenario]).strip().lower()
-        expect(choice in ok, f"{scenario}: {choice!r} does not fit — {hint}")
+        expect(
+            _fingerprint(scenario, choice) in fits, f"{scenario}: {choice!r} does not fit — {hint}"
+        )
     return "every scenario has a format that fits it"

@@ -1,4 +1,8 @@
-"""Self-checks for notebook 03 (ONNX export), and the reference pieces the grader reuses."""
+"""Self-checks for notebook 03 (ONNX export), and the exercise data the grader's probes reuse.
+
+No answer lives here: the checks judge by properties (03.export_pipeline), by the course's
+own parity code and runtime as oracles, and the reference converter lives with the grader.
+"""
 
 from __future__ import annotations
 
@@ -80,7 +84,11 @@ def grade_export(model: Any, pipeline: Any, frame: Any) -> dict[str, bool]:
     }
 
 
-@register("03.export_pipeline")
+@register(
+    "03.export_pipeline",
+    forbidden=("course_pkg.onnx_export.sklearn_export.export_sklearn",),
+    taught=("course_pkg.onnx_export.sklearn_export.export_sklearn",),
+)
 def _export_pipeline(answer: Any) -> str:
     fn = callable_answer(answer, "export_pipeline")
     pipeline, frame = exercise_pipeline()
@@ -96,15 +104,10 @@ def _export_pipeline(answer: Any) -> str:
     return "one typed input per column, plain probabilities, same predictions"
 
 
-def reference_parity(pipeline: Any, model: Any, frame: Any) -> dict[str, float]:
-    from course_pkg.onnx_export import check_parity
-
-    report = check_parity(pipeline, model, frame)
-    return {"label_agreement": report.label_agreement, "max_abs_diff": report.max_abs_proba_diff}
-
-
+@cache
 def parity_cases() -> list[tuple[str, Any, Any, Any]]:
-    """(label, pipeline, onnx bytes, frame): an exact export and a broken (float32) one."""
+    """(label, pipeline, onnx bytes, frame): an exact export and a broken (float32) one —
+    cached (a forest and two exports: ~1 s), read-only use."""
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
@@ -134,13 +137,26 @@ def parity_cases() -> list[tuple[str, Any, Any, Any]]:
     ]
 
 
-@register("03.parity_report")
+@register(
+    "03.parity_report",
+    forbidden=(
+        "course_pkg.onnx_export.parity.check_parity",
+        "course_pkg.onnx_export.parity.compare_outputs",
+    ),
+    taught=("course_pkg.onnx_export.parity.check_parity",),
+)
 def _parity_report(answer: Any) -> str:
+    from course_pkg.onnx_export import check_parity
+
     fn = callable_answer(answer, "parity_report")
     for label, pipeline, model, frame in parity_cases():
         got = fn(pipeline, model, frame)
         expect(isinstance(got, dict), "return a dict with label_agreement and max_abs_diff")
-        want = reference_parity(pipeline, model, frame)
+        report = check_parity(pipeline, model, frame)  # the oracle: the course's parity code
+        want = {
+            "label_agreement": report.label_agreement,
+            "max_abs_diff": report.max_abs_proba_diff,
+        }
         for key, value in want.items():
             expect(key in got, f"the dict needs the key {key!r}")
             # atol 1e-6: onnxruntime's own float32 noise (~1e-7) depends on session options
@@ -150,22 +166,6 @@ def _parity_report(answer: Any) -> str:
                     "and class of predict_proba with the ONNX probabilities (absolute difference)"
                 )
     return "matches on an exact export and catches a broken one"
-
-
-def reference_clip_converter(scope: Any, operator: Any, container: Any) -> None:
-    """Max(Min(X, upper), lower), bounds in the input's float type."""
-    from skl2onnx.algebra.onnx_ops import OnnxMax, OnnxMin
-    from skl2onnx.common.data_types import guess_numpy_type
-
-    step = operator.raw_operator
-    x = operator.inputs[0]
-    dtype = guess_numpy_type(x.type)
-    version = container.target_opset
-    upper = OnnxMin(x, step.upper_.astype(dtype), op_version=version)
-    clipped = OnnxMax(
-        upper, step.lower_.astype(dtype), op_version=version, output_names=operator.outputs[:1]
-    )
-    clipped.add_to(scope, container)
 
 
 def clip_pipeline() -> tuple[Any, Any]:
@@ -206,15 +206,13 @@ def _convert_clip(answer: Any) -> str:
         "a converter takes exactly (scope, operator, container)",
     )
     pipeline, frame = clip_pipeline()
+    # The student's converter stays registered: the notebook's next step exports with it.
     register_clip_converter(fn)
-    try:
-        export_sklearn(pipeline, frame)  # raises ParityError when the clip is wrong
-    finally:
-        register_clip_converter(reference_clip_converter)
+    export_sklearn(pipeline, frame)  # raises ParityError when the clip is wrong
     return "ClipOutliers converts, and the graph clips like the transformer does"
 
 
-@register("03.max_opset")
+@register("03.max_opset", forbidden=("course_pkg.onnx_export.inspect.runtime_max_opset",))
 def _max_opset(answer: Any) -> str:
     from course_pkg.onnx_export import runtime_max_opset
 

@@ -9,6 +9,7 @@ for the parts that make it right, and the MLflow body is sent to the reference s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tempfile
@@ -77,7 +78,7 @@ def probe_handler(handler_class: Any) -> dict[str, Any]:
     return result
 
 
-@register("07.torchserve_handler")
+@register("07.torchserve_handler", forbidden=("course_pkg.servers.torchserve.DIGITS_HANDLER",))
 def _torchserve_handler(answer: Any) -> str:
     expect(isinstance(answer, type), "pass the class itself: check(..., DigitsHandler)")
     result = probe_handler(answer)
@@ -108,19 +109,6 @@ def _torchserve_handler(answer: Any) -> str:
 # --- 2 · a version rollout through the management API -----------------------------------------
 
 
-def rollout_expected(name: str, archive: str, version: str, workers: int) -> list[list[Any]]:
-    """TorchServe 0.12's management API: register (synchronously), make default, scale."""
-    return [
-        ["POST", "/models", {"url": archive, "initial_workers": workers, "synchronous": "true"}],
-        ["PUT", f"/models/{name}/{version}/set-default", {}],
-        [
-            "PUT",
-            f"/models/{name}/{version}",
-            {"min_worker": workers, "max_worker": workers, "synchronous": "true"},
-        ],
-    ]
-
-
 ROLLOUT_CASES = [("digits", "digits_v2.mar", "2.0", 2), ("fraud", "fraud_v3.mar", "3.1", 1)]
 
 
@@ -131,27 +119,39 @@ def _normal(plan: Any) -> list[list[Any]]:
     ]
 
 
-def probe_rollout(plan_rollout: Any) -> list[bool]:
-    results = []
+# Fingerprints of each case's three normalised calls. The plan itself (the answer) lives with
+# the grader (grader/specs/nb07.py), which compares the probe's plans on the host.
+ROLLOUT_FINGERPRINTS = [
+    ["fa0fe673ffabc123", "bde40723fa0b79a6", "5d5fc351cd7f65dc"],
+    ["39d7d856e29007a5", "e76114501c4c9d72", "7bfc58f53992b3dc"],
+]
+
+
+def _fingerprint(step: list[Any]) -> str:
+    return hashlib.sha256(json.dumps(step, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def probe_rollout(plan_rollout: Any) -> list[list[list[Any]] | None]:
+    """Each case's plan, normalised (None when it cannot be read as calls)."""
+    results: list[list[list[Any]] | None] = []
     for case in ROLLOUT_CASES:
         try:
-            results.append(_normal(plan_rollout(*case)) == _normal(rollout_expected(*case)))
+            results.append(_normal(plan_rollout(*case)))
         except (TypeError, ValueError):
-            results.append(False)
+            results.append(None)
     return results
 
 
 @register("07.rollout_plan")
 def _rollout_plan(answer: Any) -> str:
     fn = callable_answer(answer, "plan_rollout")
-    for case in ROLLOUT_CASES:
+    for case, want in zip(ROLLOUT_CASES, ROLLOUT_FINGERPRINTS, strict=True):
         got = _normal(fn(*case))
-        want = _normal(rollout_expected(*case))
         expect(len(got) == 3, f"three calls: register, set-default, scale (got {len(got)})")
         for step, (g, w, what) in enumerate(
             zip(got, want, ("register", "set-default", "scale"), strict=True), start=1
         ):
-            if g != w:
+            if _fingerprint(g) != w:
                 raise CheckFailed(
                     f"step {step} ({what}) for {case[0]} {case[2]}: got {g[0]} {g[1]} {g[2]}; "
                     "see the management API table above (methods, paths, query parameters)"
@@ -189,7 +189,7 @@ PROMQL_HINTS = {
 }
 
 
-@register("07.p99_promql")
+@register("07.p99_promql", forbidden=("course_pkg.monitoring.p99_latency",))
 def _p99_promql(answer: Any) -> str:
     fn = callable_answer(answer, "p99_query")
     for job, window in (("model-server", "1m"), ("canary", "30s")):

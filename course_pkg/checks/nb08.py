@@ -53,7 +53,10 @@ STICKY_HINTS = {
 }
 
 
-@register("08.sticky_split")
+@register(
+    "08.sticky_split",
+    forbidden=("course_pkg.serving.gateway.bucket", "course_pkg.serving.gateway.Routing"),
+)
 def _sticky_split(answer: Any) -> str:
     try:
         result = probe_sticky_split(callable_answer(answer, "choose_version"))
@@ -91,7 +94,7 @@ def probe_verdict(verdict: Any) -> list[bool]:
     return [verdict(stable, canary) == want for stable, canary, want, _ in VERDICT_CASES]
 
 
-@register("08.canary_verdict")
+@register("08.canary_verdict", forbidden=("course_pkg.canary.verdict",))
 def _canary_verdict(answer: Any) -> str:
     verdict = callable_answer(answer, "canary_verdict")
     for stable, canary, want, why in VERDICT_CASES:
@@ -137,7 +140,11 @@ def probe_replicas(replicas_for: Any) -> list[int | None]:
     return answers
 
 
-@register("08.replicas")
+@register(
+    "08.replicas",
+    forbidden=("course_pkg.kubernetes.plan_capacity",),
+    taught=("course_pkg.kubernetes.plan_capacity",),
+)
 def _replicas(answer: Any) -> str:
     got = probe_replicas(callable_answer(answer, "replicas_for"))
     for case, mine, want in zip(REPLICA_CASES, got, replicas_expected(), strict=True):

@@ -59,7 +59,11 @@ def readme_expected() -> dict[str, bool]:
     return {key: True for key in README_HINTS}
 
 
-@register("09.space_readme")
+@register(
+    "09.space_readme",
+    forbidden=("course_pkg.deploy_folders.space_header", "course_pkg.deploy_folders.build_space"),
+    taught=("course_pkg.deploy_folders.build_space",),
+)
 def _space_readme(answer: Any) -> str:
     result = probe_space_readme(callable_answer(answer, "space_readme"))
     for key, hint in README_HINTS.items():
@@ -138,7 +142,10 @@ def azure_expected() -> dict[str, Any]:
     return probe_azure(azureml_score.init, azureml_score.run)
 
 
-@register("09.azure_score")
+@register(
+    "09.azure_score",
+    forbidden=("course_pkg.demos.azureml_score.init", "course_pkg.demos.azureml_score.run"),
+)
 def _azure_score(answer: Any) -> str:
     expect(
         isinstance(answer, tuple) and len(answer) == 2,

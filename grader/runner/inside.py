@@ -66,12 +66,23 @@ __grader_sys.stderr = __GraderCappedStream(__grader_sys.stderr, {MAX_CELL_OUTPUT
 """
 
 
-def _probe_source(code: str) -> str:
-    """Wrap a probe (source defining ``probe()``) so its value comes back as a JSON string."""
+def _probe_source(code: str, answers: tuple[str, ...] = (), forbidden: tuple[str, ...] = ()) -> str:
+    """Wrap a probe (source defining ``probe()``) so its value comes back as a JSON string,
+    or as the ``TOO_LARGE`` marker and the JSON's length when it exceeds ``MAX_PROBE_BYTES``.
+
+    With forbidden references, the student's answers (globals named ``answers``) are watched
+    while the probe calls them (course_pkg.checks._delegation, the self-checks' watch) and the
+    value comes back as ``{"value": ..., "delegated": [names]}``."""
+    if forbidden:
+        value = f"__grader_run_probe(probe, globals(), {list(answers)!r}, {list(forbidden)!r})"
+        watch = "from course_pkg.checks._delegation import run_probe as __grader_run_probe\n"
+    else:
+        value, watch = "probe()", ""
     return (
         f"{code}\n"
         "import json as __grader_json\n"
-        "__grader_out = __grader_json.dumps(probe(), default=repr)\n"
+        f"{watch}"
+        f"__grader_out = __grader_json.dumps({value}, default=repr)\n"
         f"__grader_out if len(__grader_out) <= {MAX_PROBE_BYTES} "
         f"else {TOO_LARGE!r} + str(len(__grader_out))"
     )
@@ -82,7 +93,7 @@ Emit = Callable[[dict[str, Any]], None]
 
 def _execute(
     notebook_path: str,
-    probes: list[dict[str, str]],
+    probes: list[dict[str, Any]],
     cell_timeout: int,
     work_dir: str,
     emit: Emit,
@@ -174,7 +185,13 @@ def _execute(
                     "error": f"not run: the kernel died during the probe of {died}",
                 }
             else:
-                outcome = _run_probe(client, probe["code"], probe_timeout)
+                outcome = _run_probe(
+                    client,
+                    probe["code"],
+                    probe_timeout,
+                    probe.get("answers", []),
+                    probe.get("forbidden", []),
+                )
                 if outcome.get("status") in ("probe-crashed", "memory"):
                     died = probe["id"]
                     result["probe_kernel_died"] = probe["id"]
@@ -209,14 +226,21 @@ def _kernel_exit_code(client: Any) -> int | None:
     return process.poll() if process is not None else None
 
 
-def _run_probe(client: Any, code: str, timeout: int) -> dict[str, Any]:
-    """Execute one probe as an extra cell in the same kernel: {"value": …} or a status."""
+def _run_probe(
+    client: Any,
+    code: str,
+    timeout: int,
+    answers: list[str] | tuple[str, ...] = (),
+    forbidden: list[str] | tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Execute one probe as an extra cell in the same kernel: {"value": …} or a status
+    (plus ``delegated``: the forbidden references the watched answers used)."""
     import nbformat
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     if client.km is None or not client.km.is_alive():
         return {"status": "probe-crashed", "error": "the kernel was not running"}
-    cell = nbformat.v4.new_code_cell(_probe_source(code))
+    cell = nbformat.v4.new_code_cell(_probe_source(code, tuple(answers), tuple(forbidden)))
     client.nb.cells.append(cell)  # nbclient addresses cells by index in its notebook
     oom_before = _oom_kills() or 0
     started = time.monotonic()
@@ -250,9 +274,15 @@ def _run_probe(client: Any, code: str, timeout: int) -> dict[str, Any]:
                     f"{MAX_PROBE_BYTES}",
                 }
             try:
-                return {"value": json.loads(value)}
+                parsed = json.loads(value)
             except (TypeError, ValueError):
                 return {"status": "probe-crashed", "error": "the probe's value was not JSON"}
+            if not forbidden:
+                return {"value": parsed}
+            if not isinstance(parsed, dict) or "value" not in parsed:
+                return {"status": "probe-crashed", "error": "the watched probe returned no value"}
+            delegated = [str(name)[:200] for name in parsed.get("delegated") or []][:20]
+            return {"value": parsed["value"], "delegated": delegated}
     return {"status": "probe-crashed", "error": "the probe produced no value"}
 
 

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from grader.specs.model import Assignment
+from grader.specs.model import Assignment, forbidden
 
 FRAME = "GRADER-RESULT "
 MAX_STDOUT_BYTES = 4 * 1024 * 1024
@@ -26,7 +26,15 @@ def make_job(assignment: Assignment, notebook_path: str, work_dir: str = "/work"
     job = {
         "notebook": notebook_path,
         "work_dir": work_dir,
-        "probes": [{"id": q.id, "code": q.probe} for q in assignment.questions],
+        "probes": [
+            {
+                "id": q.id,
+                "code": q.probe,
+                "answers": list(q.answers),
+                "forbidden": list(forbidden(assignment.id, q.id)),
+            }
+            for q in assignment.questions
+        ],
         "cell_timeout": assignment.cell_timeout,
         "probe_timeout": assignment.probe_timeout or assignment.cell_timeout,
         "key": key,

@@ -61,6 +61,19 @@ class Question:
     expected: Callable[[], Any]
     compare: Callable[[Any, Any], Outcome] = exact
     hint: str = ""
+    # The student's globals the probe calls (``parse_lock``): watched while the probe runs,
+    # and looked for on the host, for the exercise's forbidden references (see ``forbidden``).
+    answers: tuple[str, ...] = ()
+
+
+def forbidden(assignment: str, question: str) -> tuple[str, ...]:
+    """The course_pkg code the answer to ``assignment.question`` must neither be nor run —
+    registered with its self-check, so self-check and grade agree."""
+    from course_pkg.checks import list_checks
+    from course_pkg.checks._registry import FORBIDDEN
+
+    list_checks()
+    return FORBIDDEN.get(f"{assignment}.{question}", ())
 
 
 @dataclass(frozen=True)

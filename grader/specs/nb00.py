@@ -83,6 +83,7 @@ ASSIGNMENT = Assignment(
             expected=lambda: [hashlib.sha256(c).hexdigest() for c in _CONTENTS],
             compare=fraction_equal,
             hint="hex digest of the raw bytes, read in 'rb' mode",
+            answers=("sha256_file",),
         ),
         Question(
             "parse_lock",
@@ -92,6 +93,7 @@ ASSIGNMENT = Assignment(
             expected=lambda: preflight.parse_lock(LOCK_TEXT.replace("\\\\", "\\")),
             compare=_pins_outcome,
             hint="normalise names; keep +local versions; skip options",
+            answers=("parse_lock",),
         ),
         Question(
             "version_mismatches",
@@ -100,6 +102,7 @@ ASSIGNMENT = Assignment(
             MISMATCH_PROBE,
             expected=lambda: [list(t) for t in preflight.version_mismatches(*MISMATCH_ARGS)],
             hint="sorted tuples (name, locked, installed or None), locked packages only",
+            answers=("version_mismatches",),
         ),
         Question(
             "port_is_free",
@@ -108,6 +111,7 @@ ASSIGNMENT = Assignment(
             PORT_PROBE,
             expected=lambda: [False, True],
             compare=fraction_equal,
+            answers=("port_is_free",),
         ),
     ),
 )

@@ -151,6 +151,7 @@ ASSIGNMENT = Assignment(
             _manifest_expected,
             _manifest_compare,
             hint="sha256 + bytes per file; strict MAJOR.MINOR.PATCH",
+            answers=("write_manifest",),
         ),
         Question(
             "version_drift",
@@ -159,6 +160,7 @@ ASSIGNMENT = Assignment(
             DRIFT_PROBE,
             lambda: ["skops", "torch"],
             hint="sorted; a missing library is drift",
+            answers=("version_drift",),
         ),
         Question(
             "choose_format",

@@ -29,11 +29,13 @@ def probe():
 
 
 def _globals_expected() -> list[list[str]]:
-    from course_pkg.checks.nb02 import reference_globals
+    # the self-check's oracle (the course's scanner), run here on the host
+    from course_pkg.artifacts.pickle_scan import scan_bytes
+    from course_pkg.checks.nb02 import ALLOW_EVERYTHING
 
     scope: dict[str, Any] = {}
     exec(PICKLES_SETUP, scope)
-    return [reference_globals(data) for data in scope["_cases"]]
+    return [scan_bytes(d, allowlist=ALLOW_EVERYTHING).unique_globals for d in scope["_cases"]]
 
 
 ALLOW_CASES = [
@@ -132,6 +134,7 @@ ASSIGNMENT = Assignment(
             _globals_expected,
             fraction_equal,
             hint="GLOBAL/INST args; STACK_GLOBAL + memo",
+            answers=("find_globals",),
         ),
         Question(
             "allowlist",

@@ -55,9 +55,14 @@ def _share_true(got: Any, expected: dict[str, bool]) -> Outcome:
 
 
 def _parity_expected() -> list[dict[str, float]]:
-    from course_pkg.checks.nb03 import parity_cases, reference_parity
+    from course_pkg.checks.nb03 import parity_cases
+    from course_pkg.onnx_export import check_parity
 
-    return [reference_parity(p, m, f) for _, p, m, f in parity_cases()]
+    reports = [check_parity(p, m, f) for _, p, m, f in parity_cases()]
+    return [
+        {"label_agreement": r.label_agreement, "max_abs_diff": r.max_abs_proba_diff}
+        for r in reports
+    ]
 
 
 def _parity_compare(got: Any, expected: list[dict[str, float]]) -> Outcome:
@@ -102,6 +107,7 @@ ASSIGNMENT = Assignment(
             ),
             _share_true,
             hint="one typed input per column; zipmap off",
+            answers=("export_pipeline",),
         ),
         Question(
             "parity_report",
@@ -111,6 +117,7 @@ ASSIGNMENT = Assignment(
             _parity_expected,
             _parity_compare,
             hint="labels equal share; max |Δp| over every row and class",
+            answers=("parity_report",),
         ),
         Question(
             "convert_clip",
@@ -129,6 +136,7 @@ ASSIGNMENT = Assignment(
             _opset_expected,
             _opset_compare,
             hint="try loading, newest first",
+            answers=("max_opset",),
         ),
     ),
     cell_timeout=180,

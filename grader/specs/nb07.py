@@ -46,10 +46,25 @@ def _handler_expected() -> dict[str, Any]:
     }
 
 
-def _rollout_expected() -> list[bool]:
+def rollout_plan(name: str, archive: str, version: str, workers: int) -> list[list[Any]]:
+    """The answer: TorchServe 0.12's management API — register (synchronously), make it the
+    default, scale. Normalised as the probe normalises (upper-case methods, string values)."""
+    sync = "true"
+    return [
+        ["POST", "/models", {"url": archive, "initial_workers": str(workers), "synchronous": sync}],
+        ["PUT", f"/models/{name}/{version}/set-default", {}],
+        [
+            "PUT",
+            f"/models/{name}/{version}",
+            {"min_worker": str(workers), "max_worker": str(workers), "synchronous": sync},
+        ],
+    ]
+
+
+def _rollout_expected() -> list[list[list[Any]]]:
     from course_pkg.checks.nb07 import ROLLOUT_CASES
 
-    return [True] * len(ROLLOUT_CASES)
+    return [rollout_plan(*case) for case in ROLLOUT_CASES]
 
 
 def _promql_properties() -> list[str]:
@@ -77,6 +92,7 @@ ASSIGNMENT = Assignment(
             _handler_expected,
             keys_equal,
             hint="parse bytes or dicts, stack float32, softmax, one answer per request",
+            answers=("DigitsHandler",),
         ),
         Question(
             "rollout_plan",
@@ -95,6 +111,7 @@ ASSIGNMENT = Assignment(
             _promql_properties,
             all_true,
             hint="histogram_quantile(0.99, sum by (le) (rate(buckets[window])))",
+            answers=("p99_query",),
         ),
         Question(
             "mlflow_split",

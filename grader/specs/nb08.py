@@ -58,6 +58,7 @@ ASSIGNMENT = Assignment(
             _sticky_properties,
             all_true,
             hint="hash (model, client) to [0, 100); stable takes the top of the range",
+            answers=("choose_version",),
         ),
         Question(
             "canary_verdict",
@@ -67,6 +68,7 @@ ASSIGNMENT = Assignment(
             _verdict_expected,
             fraction_equal,
             hint="errors first (with evidence), then wait for traffic, then latency",
+            answers=("canary_verdict",),
         ),
         Question(
             "replicas",
@@ -76,6 +78,7 @@ ASSIGNMENT = Assignment(
             _replicas_expected,
             fraction_equal,
             hint="max(minimum, ceil(peak / (per core × utilisation)) + 1)",
+            answers=("replicas_for",),
         ),
     ),
     cell_timeout=300,

@@ -49,6 +49,7 @@ ASSIGNMENT = Assignment(
             _readme_expected,
             keys_equal,
             hint="front matter: title, sdk: gradio, sdk_version, app_file, python_version quoted",
+            answers=("space_readme",),
         ),
         Question(
             "azure_score",
@@ -58,6 +59,7 @@ ASSIGNMENT = Assignment(
             _azure_expected,
             keys_equal,
             hint='init loads AZUREML_MODEL_DIR; run answers {"error": ...} to bad input',
+            answers=("init", "run"),
         ),
     ),
     cell_timeout=300,

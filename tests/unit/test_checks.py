@@ -11,17 +11,52 @@ import pydantic
 import pytest
 from fastapi import Request, Response  # module level: FastAPI resolves string annotations here
 
-from course_pkg import check, preflight
+from course_pkg import check, paths
 from course_pkg.artifacts import DEFAULT_ALLOWLIST, ArtifactError, scan_file, verify_package
 from course_pkg.artifacts.manifest import SEMVER
-from course_pkg.canary import verdict as canary_verdict
 from course_pkg.checks import list_checks
-from course_pkg.checks.nb01 import ACCEPTABLE_FORMATS
-from course_pkg.checks.nb02 import reference_globals
-from course_pkg.checks.nb03 import reference_clip_converter, reference_parity
 from course_pkg.datasets import sha256_file
-from course_pkg.demos import azureml_score
-from course_pkg.onnx_export import export_sklearn, runtime_max_opset
+from grader.specs.nb01 import CHOICES
+
+
+def solution_answers(notebook: str, names: tuple[str, ...], preamble: str = "") -> dict[str, Any]:
+    """The reference answers as solutions/ writes them: run the cells that define ``names``
+    (after ``preamble``, the imports earlier cells made) and return those names. Right
+    answers come from the course's own solutions, never from course_pkg (that is delegation)."""
+    import re
+
+    import nbformat
+
+    scope: dict[str, Any] = {}
+    exec(preamble, scope)
+    cells = nbformat.read(paths.ROOT / "solutions" / notebook, as_version=4).cells
+    for cell in cells:
+        if cell.cell_type == "code" and any(
+            re.search(rf"^(def|class) {n}\b", cell.source, re.M) for n in names
+        ):
+            exec(compile(cell.source, f"{notebook}:{cell.get('id')}", "exec"), scope)
+    return {name: scope[name] for name in names}
+
+
+NB00 = solution_answers(
+    "00_setup_check.ipynb", ("parse_lock", "port_is_free", "version_mismatches")
+)
+NB02 = solution_answers("02_serialization_security.ipynb", ("find_globals",), "import pickletools")
+NB03 = solution_answers(
+    "03_onnx_export.ipynb",
+    ("export_pipeline", "parity_report", "convert_clip", "max_opset"),
+    "import numpy as np\nimport onnx\nimport onnxruntime as ort\nimport pandas as pd\n"
+    "from onnx import TensorProto, helper\n"
+    "io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1]) for n in ('x', 'y')]",
+)
+NB08 = solution_answers(
+    "08_production_readiness.ipynb", ("choose_version", "canary_verdict", "replicas_for")
+)
+NB09 = solution_answers(
+    "09_deploying_in_the_wild.ipynb",
+    ("space_readme", "init", "run"),
+    "import json\nfrom course_pkg.demos.inference import OnnxModel",
+)
 
 
 def reference_sha256(path: Path) -> str:
@@ -233,47 +268,23 @@ def digits_handler() -> type:
     return DigitsHandler
 
 
-def choose_version(weights: dict[str, float], client_id: str, model: str) -> str:
-    from course_pkg.serving.gateway import Routing
-
-    stable = max(sorted(weights), key=lambda version: weights[version])
-    return Routing({"stable": stable}, weights).choose(model, client_id)
-
-
-def space_readme(title: str, sdk_version: str) -> str:
-    import yaml
-
-    from course_pkg.deploy_folders import space_header
-
-    header = {**space_header(title), "sdk_version": sdk_version}
-    return f"---\n{yaml.safe_dump(header, allow_unicode=True)}---\n\n# {title}\n"
-
-
-def replicas_for(peak: float, per_core: float, utilization: float, minimum: int) -> int:
-    from course_pkg.kubernetes import plan_capacity
-
-    return plan_capacity(
-        peak, per_core, target_utilization=utilization, min_replicas=minimum
-    ).replicas
-
-
 REFERENCE = {
     "00.sha256_file": reference_sha256,
-    "00.parse_lock": preflight.parse_lock,
-    "00.port_is_free": preflight.port_is_free,
-    "00.version_mismatches": preflight.version_mismatches,
+    "00.parse_lock": NB00["parse_lock"],
+    "00.port_is_free": NB00["port_is_free"],
+    "00.version_mismatches": NB00["version_mismatches"],
     "01.parity": parity,
     "01.write_manifest": write_manifest,
     "01.version_drift": version_drift,
-    "01.choose_format": {k: sorted(v[0])[0] for k, v in ACCEPTABLE_FORMATS.items()},
-    "02.find_globals": lambda data: reference_globals(data),
+    "01.choose_format": {k: sorted(v)[0] for k, v in CHOICES.items()},
+    "02.find_globals": NB02["find_globals"],
     "02.allowlist": DEFAULT_ALLOWLIST.with_globals(["__main__.ClipOutliers"]),
     "02.is_authentic": is_authentic,
     "02.find_malicious": find_malicious,
-    "03.export_pipeline": lambda pipeline, frame: export_sklearn(pipeline, frame),
-    "03.parity_report": reference_parity,
-    "03.convert_clip": reference_clip_converter,
-    "03.max_opset": runtime_max_opset,
+    "03.export_pipeline": NB03["export_pipeline"],
+    "03.parity_report": NB03["parity_report"],
+    "03.convert_clip": NB03["convert_clip"],
+    "03.max_opset": NB03["max_opset"],
     "04.request_schema": ChurnRow,
     "04.predict_endpoint": make_app,
     "04.csv_endpoint": make_csv_app,
@@ -290,11 +301,11 @@ REFERENCE = {
         'FROM model-server:dev\nCOPY digits/ /models/digits/\nCMD ["/models/digits"]\n'
     ),
     "06.fix_dockerfile": FIXED_DOCKERFILE,
-    "08.sticky_split": choose_version,
-    "08.canary_verdict": canary_verdict,
-    "08.replicas": replicas_for,
-    "09.space_readme": space_readme,
-    "09.azure_score": (azureml_score.init, azureml_score.run),
+    "08.sticky_split": NB08["choose_version"],
+    "08.canary_verdict": NB08["canary_verdict"],
+    "08.replicas": NB08["replicas_for"],
+    "09.space_readme": NB09["space_readme"],
+    "09.azure_score": (NB09["init"], NB09["run"]),
     "06.choose_tags": lambda v, r, m, release: (
         [r[:12], f"model-{m}"] + ([v, "latest"] if release else [])
     ),
@@ -363,7 +374,7 @@ def test_wrong_answers_get_specific_hints() -> None:
 
 def test_parse_lock_that_keeps_raw_names_is_told_to_normalise() -> None:
     def raw_names(text: str) -> dict[str, str]:
-        pins = preflight.parse_lock(text)
+        pins = NB00["parse_lock"](text)
         return {
             ("Typing_Extensions" if k == "typing-extensions" else k): v for k, v in pins.items()
         }
@@ -388,13 +399,13 @@ def test_check_survives_base_exceptions_from_student_code() -> None:
 
 
 def test_result_is_shown_once_in_jupyter(capsys: pytest.CaptureFixture[str]) -> None:
-    result = check("00.parse_lock", preflight.parse_lock)
+    result = check("00.parse_lock", NB00["parse_lock"])
     result._ipython_display_()
     assert capsys.readouterr().out.count("00.parse_lock") == 1
 
 
 def test_wrong_format_choice_and_unsafe_allowlist_get_hints() -> None:
-    choices = {k: sorted(v[0])[0] for k, v in ACCEPTABLE_FORMATS.items()}
+    choices = {k: sorted(v)[0] for k, v in CHOICES.items()}
     wrong = check("01.choose_format", {**choices, "untrusted_download": "pickle"}, quiet=True)
     assert not wrong and "cannot run code" in wrong.message
     whole_module = DEFAULT_ALLOWLIST.with_globals(["__main__.ClipOutliers", "__main__.Evil"])

@@ -1,0 +1,258 @@
+"""Handing a self-check the course's own implementation is caught, however it is wrapped.
+
+For every registered exercise and each of its forbidden references: the reference itself,
+the reference through ``functools.partial``, and a ``def`` that calls it all get ❌ with a
+message naming it — never an exception. Libraries an exercise tells students to use stay
+allowed (test_checks.py: ``scan_file`` in 02.find_malicious, ``verify_package`` in
+02.is_authentic pass).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from course_pkg import check
+from course_pkg.checks import list_checks
+from course_pkg.checks._delegation import Watch, identity_hits, resolve, run_probe
+from course_pkg.checks._registry import FORBIDDEN
+
+list_checks()  # import every notebook's checks, so FORBIDDEN is complete
+CASES = [(exercise, name) for exercise, names in sorted(FORBIDDEN.items()) for name in names]
+
+
+def _handler_class() -> type:
+    scope: dict[str, Any] = {}
+    exec(resolve("course_pkg.servers.torchserve.DIGITS_HANDLER"), scope)
+    return next(v for k, v in scope.items() if k.endswith("Handler") and k != "BaseHandler")
+
+
+def _write_manifest(files: dict[str, Path], name: str, version: str, seed: int) -> Any:
+    from course_pkg.artifacts.manifest import package_model
+
+    out = Path(tempfile.mkdtemp()) / "p"
+    package = package_model(files, out, name=name, version=version, model_file=next(iter(files)))
+    return json.loads((package.path / "manifest.json").read_text())
+
+
+def _choose(weights: dict[str, float], client: str, model: str) -> str:
+    from course_pkg.serving.gateway import bucket, pick
+
+    return pick(sorted(weights.items()), bucket(model, client))
+
+
+def _routing(weights: dict[str, float], client: str, model: str) -> str:
+    from course_pkg.serving.gateway import Routing
+
+    stable = max(sorted(weights), key=lambda version: weights[version])
+    return Routing({"stable": stable}, weights).choose(model, client)
+
+
+def _readme(title: str, sdk_version: str) -> str:
+    import yaml
+
+    from course_pkg.deploy_folders import space_header
+
+    return f"---\n{yaml.safe_dump({**space_header(title), 'sdk_version': sdk_version})}---\n"
+
+
+def _space(title: str, sdk_version: str) -> str:
+    from course_pkg.deploy_folders import build_space
+
+    out = build_space(Path(tempfile.mkdtemp()), title, sdk_version)
+    return (out / "README.md").read_text()
+
+
+def _parity(pipeline: Any, model: Any, frame: Any) -> dict[str, float]:
+    from course_pkg.onnx_export import check_parity
+
+    report = check_parity(pipeline, model, frame)
+    return {"label_agreement": report.label_agreement, "max_abs_diff": report.max_abs_proba_diff}
+
+
+def _compare(pipeline: Any, model: Any, frame: Any) -> dict[str, float]:
+    from course_pkg.onnx_export import OnnxPredictor
+    from course_pkg.onnx_export.parity import compare_outputs
+
+    onnx = OnnxPredictor(model)
+    report = compare_outputs(
+        onnx.predict(frame),
+        onnx.predict_proba(frame),
+        pipeline.predict(frame),
+        pipeline.predict_proba(frame),
+    )
+    return {"label_agreement": report.label_agreement, "max_abs_diff": report.max_abs_proba_diff}
+
+
+def _scan(data: bytes) -> list[str]:
+    from course_pkg.artifacts import scan_bytes
+    from course_pkg.checks.nb02 import ALLOW_EVERYTHING
+
+    return scan_bytes(data, allowlist=ALLOW_EVERYTHING).unique_globals
+
+
+def _drift(manifest: dict[str, Any], installed: dict[str, str]) -> list[str]:
+    from course_pkg.artifacts.manifest import version_mismatches
+
+    return sorted(version_mismatches(manifest))
+
+
+def _plan(peak: float, per_core: float, utilization: float, minimum: int) -> int:
+    from course_pkg.kubernetes import plan_capacity
+
+    return plan_capacity(
+        peak, per_core, target_utilization=utilization, min_replicas=minimum
+    ).replicas
+
+
+# A def that calls the reference the way the exercise's signature allows (where calling it
+# with the answer's own arguments would fail before reaching it).
+ADAPTERS: dict[tuple[str, str], Callable[..., Any]] = {
+    ("01.write_manifest", "course_pkg.artifacts.manifest.package_model"): _write_manifest,
+    ("01.version_drift", "course_pkg.artifacts.manifest.version_mismatches"): _drift,
+    ("02.find_globals", "course_pkg.artifacts.pickle_scan.scan_bytes"): _scan,
+    ("02.find_globals", "course_pkg.artifacts.pickle_scan._SymbolicUnpickler"): _scan,
+    ("03.parity_report", "course_pkg.onnx_export.parity.check_parity"): _parity,
+    ("03.parity_report", "course_pkg.onnx_export.parity.compare_outputs"): _compare,
+    ("08.sticky_split", "course_pkg.serving.gateway.bucket"): _choose,
+    ("08.sticky_split", "course_pkg.serving.gateway.Routing"): _routing,
+    ("08.replicas", "course_pkg.kubernetes.plan_capacity"): _plan,
+    ("09.space_readme", "course_pkg.deploy_folders.space_header"): _readme,
+    ("09.space_readme", "course_pkg.deploy_folders.build_space"): _space,
+}
+
+
+def _as_answer(exercise: str, name: str, how: str) -> Any:
+    """The reference handed in ``how``: directly, through functools.partial, or in a def."""
+    target = resolve(name)
+    if exercise == "09.azure_score":  # the answer is the pair (init, run)
+        pair = (resolve("course_pkg.demos.azureml_score.init"),)
+        pair += (resolve("course_pkg.demos.azureml_score.run"),)
+        if how == "directly":
+            return pair
+        if how == "partial":
+            return tuple(functools.partial(f) for f in pair)
+        init, run = pair
+        return (lambda: init(), lambda body: run(body))
+    if isinstance(target, str):  # a reference shipped as source text (TorchServe's handler)
+        handler = _handler_class()
+        return handler if how == "directly" else type("Mine", (handler,), {})
+    if how == "directly":
+        return target
+    if how == "partial":
+        return functools.partial(target)
+    adapter = ADAPTERS.get((exercise, name))
+    if adapter is not None:
+        return adapter
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return target(*args, **kwargs)
+
+    return wrapper
+
+
+def test_every_graded_exercise_with_a_course_implementation_forbids_it() -> None:
+    for exercise in ("00.parse_lock", "00.sha256_file", "08.canary_verdict", "08.replicas"):
+        assert FORBIDDEN[exercise], exercise
+    for name in (n for names in FORBIDDEN.values() for n in names):
+        assert resolve(name) is not None, f"{name} does not exist (renamed?)"
+
+
+@pytest.mark.parametrize("how", ["directly", "partial", "def"])
+@pytest.mark.parametrize(("exercise", "name"), CASES, ids=[f"{e}-{n}" for e, n in CASES])
+def test_handing_in_the_reference_fails_with_a_plain_message(
+    exercise: str, name: str, how: str
+) -> None:
+    if how == "partial" and isinstance(resolve(name), str):
+        pytest.skip("a source text cannot be partial-applied; the other two ways are tested")
+    result = check(exercise, _as_answer(exercise, name, how), quiet=True)
+    assert not result.passed
+    assert "the exercise is to write it" in result.message, result.message
+    if exercise != "09.azure_score":
+        assert name in result.message, result.message
+
+
+def test_identity_sees_through_bound_methods_staticmethods_and_wrapped() -> None:
+    from course_pkg import preflight
+
+    class Holder:
+        parse = staticmethod(preflight.parse_lock)
+
+        def method(self, text: str) -> dict[str, str]:
+            return preflight.parse_lock(text)
+
+    @functools.wraps(preflight.parse_lock)
+    def decorated(text: str) -> dict[str, str]:
+        return {}
+
+    forbidden = ("course_pkg.preflight.parse_lock",)
+    assert identity_hits(Holder.parse, forbidden) == list(forbidden)
+    assert identity_hits(decorated, forbidden) == list(forbidden)  # __wrapped__
+    assert identity_hits(functools.partial(functools.partial(preflight.parse_lock)), forbidden)
+    assert not identity_hits(Holder().method, forbidden)  # it *calls* it: the profiler sees that
+    assert check("00.parse_lock", Holder().method, quiet=True).message.startswith(
+        "your answer calls course_pkg.preflight.parse_lock"
+    )
+
+
+def test_a_reference_called_from_a_thread_is_seen() -> None:
+    from course_pkg import preflight
+
+    def parse_lock(text: str) -> dict[str, str]:
+        out: dict[str, dict[str, str]] = {}
+        worker = threading.Thread(target=lambda: out.update(r=preflight.parse_lock(text)))
+        worker.start()
+        worker.join()
+        return out["r"]
+
+    result = check("00.parse_lock", parse_lock, quiet=True)
+    assert not result.passed and "calls course_pkg.preflight.parse_lock" in result.message
+
+
+def test_removing_the_profiler_is_reported_not_trusted() -> None:
+    from course_pkg import preflight
+
+    def parse_lock(text: str) -> dict[str, str]:
+        sys.setprofile(None)
+        return preflight.parse_lock(text)
+
+    result = check("00.parse_lock", parse_lock, quiet=True)
+    assert not result.passed
+    assert "removed or replaced the profile hook" in result.message
+
+
+def test_the_check_own_oracle_calls_are_not_the_students() -> None:
+    # 00.parse_lock's check calls preflight.parse_lock itself to know the answer
+    watch = Watch(("course_pkg.preflight.parse_lock",))
+    guarded = watch.guard(lambda text: {})
+    from course_pkg import preflight
+
+    preflight.parse_lock("a==1\n")
+    guarded("a==1\n")
+    assert watch.hits == []
+    assert sys.getprofile() is None  # restored
+
+
+def test_probe_wrapper_reports_delegation_and_restores_the_answer() -> None:
+    from course_pkg import preflight
+
+    def parse_lock(text: str) -> dict[str, str]:
+        return preflight.parse_lock(text)
+
+    namespace: dict[str, Any] = {"parse_lock": parse_lock}
+    result = run_probe(
+        lambda: namespace["parse_lock"]("b==2\n"),
+        namespace,
+        ["parse_lock"],
+        ["course_pkg.preflight.parse_lock"],
+    )
+    assert result == {"value": {"b": "2"}, "delegated": ["course_pkg.preflight.parse_lock"]}
+    assert namespace["parse_lock"] is parse_lock
