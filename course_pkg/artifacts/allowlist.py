@@ -71,7 +71,7 @@ EXACT: dict[tuple[str, str], str] = {
                 "tuple",
                 "list",
                 "dict",
-            )  # fmt: skip
+            )
         ),
     ),
     ("copyreg", "_reconstructor"): "object.__new__ of a class that is itself checked",
