@@ -43,9 +43,9 @@ def read_members(data: bytes, source: str) -> list[Member]:
             folded = info.filename.casefold()
             if folded in seen:
                 detail = (
-                    f"zip members {seen[folded]!r} and {info.filename!r} have the same name up "
-                    "to case; torch matches names case-insensitively, so which one it loads "
-                    "is ambiguous"
+                    f"ambiguous zip member: {seen[folded]!r} and {info.filename!r} have the "
+                    "same name up to case; torch matches names case-insensitively, so which "
+                    "one it loads is ambiguous"
                 )
                 raise UnsafeArtifactError(
                     "ambiguous zip member", info.header_offset, source, detail
@@ -55,7 +55,7 @@ def read_members(data: bytes, source: str) -> list[Member]:
                 content = _read_checked(archive, info, keep=is_pickle_member(info.filename))
             except zipfile.BadZipFile as error:
                 detail = (
-                    f"zip member {info.filename!r} fails its CRC-32 check ({error}); torch "
+                    f"corrupt zip member {info.filename!r}: it fails its CRC-32 check; torch "
                     "would load it unchecked"
                 )
                 raise UnsafeArtifactError(
