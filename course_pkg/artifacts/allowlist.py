@@ -36,106 +36,100 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _NUMPY_CORE = ("numpy._core", "numpy.core")  # numpy 2 moved core → _core; old pickles say core
 
-EXACT: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("builtins", name)
-        for name in (
-            "object",
-            "set",
-            "frozenset",
-            "slice",
-            "complex",
-            "bytearray",
-            "bytes",
-            "range",
-            "bool",
-            "int",
-            "float",
-            "str",
-            "tuple",
-            "list",
-            "dict",
-        )
-    }
-    | {
-        ("copyreg", "_reconstructor"),
-        ("_codecs", "encode"),
-        ("collections", "OrderedDict"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("joblib.numpy_pickle", "NumpyArrayWrapper"),
-        ("numpy.random._pickle", "__bit_generator_ctor"),
-        ("numpy.random._pickle", "__generator_ctor"),
-        ("numpy.random._pickle", "__randomstate_ctor"),
-        ("numpy.random.bit_generator", "SeedSequence"),
-        ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
-        ("numpy.random.mtrand", "RandomState"),
-        ("numpy.random._generator", "Generator"),
-        ("numpy.random._mt19937", "MT19937"),
-        ("numpy.random._pcg64", "PCG64"),
-        ("numpy.random._pcg64", "PCG64DXSM"),
-        ("numpy.random._philox", "Philox"),
-        ("numpy.random._sfc64", "SFC64"),
-        ("torch._utils", "_rebuild_tensor_v2"),
-        ("torch._utils", "_rebuild_parameter"),
-        ("torch", "Size"),
-        ("torch.storage", "UntypedStorage"),
-        ("torch.storage", "TypedStorage"),
-    }
-    | {
-        (f"{core}.{module}", name)
-        for core in _NUMPY_CORE
-        for module, name in (
-            ("multiarray", "_reconstruct"),
-            ("multiarray", "scalar"),
-            ("numeric", "_frombuffer"),
-        )
-    }
-    | {
-        ("torch", f"{kind}Storage")
-        for kind in (
-            "Float",
-            "Double",
-            "Half",
-            "BFloat16",
-            "Long",
-            "Int",
-            "Short",
-            "Char",
-            "Byte",
-            "Bool",
-            "ComplexFloat",
-            "ComplexDouble",
-        )
-    }
-    | {
-        ("torch", dtype)
-        for dtype in (
-            "float32",
-            "float64",
-            "float16",
-            "bfloat16",
-            "int64",
-            "int32",
-            "int16",
-            "int8",
-            "uint8",
-            "bool",
-            "complex64",
-            "complex128",
-        )
-    }
-)
 
-# scikit-learn modules whose non-estimator classes are building blocks of fitted models.
-SKLEARN_HELPER_MODULES: tuple[str, ...] = (
-    "sklearn._loss.",
-    "sklearn.tree._tree",
-    "sklearn.ensemble._hist_gradient_boosting.",
-    "sklearn.neighbors._kd_tree",
-    "sklearn.neighbors._ball_tree",
-    "sklearn.utils._bunch",
-)
+def _group(reason: str, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    return dict.fromkeys(pairs, reason)
+
+
+_TORCH_STORAGE_KINDS = (
+    "Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool",
+    "ComplexFloat", "ComplexDouble",
+)  # fmt: skip
+_TORCH_DTYPES = (
+    "float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8",
+    "bool", "complex64", "complex128",
+)  # fmt: skip
+
+EXACT: dict[tuple[str, str], str] = {
+    **_group(
+        "builtin container or scalar type: calling it builds plain data",
+        (
+            ("builtins", name)
+            for name in (
+                "object",
+                "set",
+                "frozenset",
+                "slice",
+                "complex",
+                "bytearray",
+                "bytes",
+                "range",
+                "bool",
+                "int",
+                "float",
+                "str",
+                "tuple",
+                "list",
+                "dict",
+            )
+        ),
+    ),
+    ("copyreg", "_reconstructor"): "object.__new__ of a class that is itself checked",
+    ("_codecs", "encode"): "how protocol-2 pickles store bytes (str -> bytes, no code)",
+    ("collections", "OrderedDict"): "ordered dict (torch state_dicts, sklearn attributes)",
+    ("numpy", "ndarray"): "numpy array type",
+    ("numpy", "dtype"): "numpy dtype (its state is plain data)",
+    ("numpy", "mean"): "FeatureAgglomeration's default pooling_func (a reduction over arrays)",
+    ("joblib.numpy_pickle", "NumpyArrayWrapper"): "joblib's placeholder for inline array bytes",
+    **_group(
+        "numpy random generator state (estimators keep a RandomState)",
+        (
+            ("numpy.random._pickle", "__bit_generator_ctor"),
+            ("numpy.random._pickle", "__generator_ctor"),
+            ("numpy.random._pickle", "__randomstate_ctor"),
+            ("numpy.random.bit_generator", "SeedSequence"),
+            ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+            ("numpy.random.mtrand", "RandomState"),
+            ("numpy.random._generator", "Generator"),
+            ("numpy.random._mt19937", "MT19937"),
+            ("numpy.random._pcg64", "PCG64"),
+            ("numpy.random._pcg64", "PCG64DXSM"),
+            ("numpy.random._philox", "Philox"),
+            ("numpy.random._sfc64", "SFC64"),
+        ),
+    ),
+    **_group(
+        "numpy array and scalar reconstructors (numpy 2 says _core, older pickles core)",
+        (
+            (f"{core}.{module}", name)
+            for core in _NUMPY_CORE
+            for module, name in (
+                ("multiarray", "_reconstruct"),
+                ("multiarray", "scalar"),
+                ("numeric", "_frombuffer"),
+            )
+        ),
+    ),
+    ("scipy.interpolate._bsplines", "BSpline"): "SplineTransformer's fitted B-splines",
+    ("scipy._lib.array_api_compat.numpy._aliases", "asarray"): (
+        "the array-namespace asarray scipy's BSpline keeps (numpy.asarray, data only)"
+    ),
+    **_group(
+        "torch tensor rebuild helpers and shapes (torch.save archives)",
+        (
+            ("torch._utils", "_rebuild_tensor_v2"),
+            ("torch._utils", "_rebuild_parameter"),
+            ("torch", "Size"),
+            ("torch", "device"),
+        ),
+    ),
+    **_group(
+        "torch storage types (tensor bytes live in the archive's data/ members)",
+        [("torch.storage", "UntypedStorage"), ("torch.storage", "TypedStorage")]
+        + [("torch", f"{kind}Storage") for kind in _TORCH_STORAGE_KINDS],
+    ),
+    **_group("torch dtype", (("torch", dtype) for dtype in _TORCH_DTYPES)),
+}
 
 
 def normalize(module: str, name: str) -> tuple[str, str]:
@@ -162,28 +156,38 @@ def _resolve_class(module: str, name: str) -> type | None:
 
 
 @lru_cache(maxsize=4096)
-def _allowed_by_rule(module: str, name: str) -> bool:
+def rule_reason(module: str, name: str) -> str | None:
+    """Why a global outside ``EXACT`` is allowed by a rule over the installed packages, or None.
+
+    Each rule resolves the one exact (module, name) the pickle names, in code already trusted
+    (installed numpy, scikit-learn, scipy.sparse, torch.nn) and grants it only if it is a
+    class of the right kind *defined in that module*; never a whole module or prefix.
+    """
     if module == "numpy":
         import numpy as np
 
         cls = _resolve_class(module, name)
-        return cls is not None and issubclass(cls, np.generic)
-    if module.startswith("sklearn."):
-        cls = _resolve_class(module, name)
-        if cls is None:
-            return False
-        from sklearn.base import BaseEstimator
+        return "numpy scalar type" if cls is not None and issubclass(cls, np.generic) else None
+    if module == "sklearn" or module.startswith("sklearn."):
+        from course_pkg.artifacts import sklearn_globals
 
-        helper = any(module == m or module.startswith(m) for m in SKLEARN_HELPER_MODULES)
-        return issubclass(cls, BaseEstimator) or helper
+        return sklearn_globals.reason(module, name)
     if module.startswith("scipy.sparse."):
         cls = _resolve_class(module, name)
-        if cls is None:
-            return False
+        if cls is None or cls.__module__ != module:
+            return None
         from scipy.sparse import sparray, spmatrix
 
-        return issubclass(cls, (spmatrix, sparray))
-    return False
+        return "scipy.sparse matrix/array class" if issubclass(cls, (spmatrix, sparray)) else None
+    if module.startswith("torch.nn.modules."):
+        cls = _resolve_class(module, name)
+        if cls is None or cls.__module__ != module:
+            return None
+        import torch
+
+        layer = issubclass(cls, torch.nn.Module)
+        return "torch.nn layer class (torch.save of a whole nn.Module)" if layer else None
+    return None
 
 
 @dataclass(frozen=True)
@@ -192,13 +196,17 @@ class Allowlist:
 
     extra: frozenset[tuple[str, str]] = field(default_factory=frozenset)
 
-    def allows(self, module: str, name: str) -> bool:
+    def reason(self, module: str, name: str) -> str | None:
+        """Why ``module.name`` may be imported (None: it may not)."""
         module, name = normalize(module, name)
-        return (
-            (module, name) in EXACT
-            or (module, name) in self.extra
-            or _allowed_by_rule(module, name)
-        )
+        if (module, name) in EXACT:
+            return EXACT[(module, name)]
+        if (module, name) in self.extra:
+            return "added by the caller (Allowlist.with_globals)"
+        return rule_reason(module, name)
+
+    def allows(self, module: str, name: str) -> bool:
+        return self.reason(module, name) is not None
 
     def with_globals(self, names: Iterable[str]) -> Allowlist:
         """A new allowlist that also allows each exact ``module.name`` (a class you trust)."""
@@ -215,4 +223,4 @@ class Allowlist:
 
 DEFAULT = Allowlist()
 
-__all__ = ["DEFAULT", "EXACT", "Allowlist", "normalize"]
+__all__ = ["DEFAULT", "EXACT", "Allowlist", "normalize", "rule_reason"]

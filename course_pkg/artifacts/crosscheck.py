@@ -1,7 +1,8 @@
 """Run other scanners on the same files, for the comparison table in notebook 02.
 
-picklescan and fickling are denylist-style scanners (they flag known-dangerous globals);
-skops' ``get_untrusted_types`` applies only to skops files. Each function returns a short
+picklescan, fickling and modelscan are denylist-style scanners (they flag known-dangerous
+globals; modelscan picks files by extension and skips the ones it does not know); skops'
+``get_untrusted_types`` applies only to skops files. Each function returns a short
 verdict — ``flagged``, ``missed`` or ``error: …`` — and never raises.
 """
 
@@ -38,6 +39,28 @@ def fickling(path: Path) -> str:
     return "missed" if safe else "flagged"
 
 
+def modelscan(path: Path) -> str:
+    """modelscan 0.8.8's Python API (importing it imports TensorFlow: ~10-30 s, once)."""
+    try:
+        from course_pkg.artifacts.deep import import_tensorflow
+
+        import_tensorflow()  # modelscan imports it; this keeps its C++ start-up notices quiet
+        from modelscan.modelscan import ModelScan
+        from modelscan.settings import DEFAULT_SETTINGS
+
+        result = ModelScan(settings=DEFAULT_SETTINGS).scan(str(path))
+    except Exception as error:
+        return f"error: {type(error).__name__}"
+    summary = result.get("summary", {})
+    if summary.get("total_issues"):
+        return "flagged"
+    if result.get("errors"):
+        return "error: could not parse"
+    if summary.get("skipped", {}).get("total_skipped"):
+        return "n/a (skipped: file type by extension)"
+    return "missed"
+
+
 def skops_untrusted(path: Path) -> str:
     try:
         from skops.io import get_untrusted_types
@@ -52,6 +75,7 @@ SCANNERS = {
     "course_pkg": ours,
     "picklescan": picklescan,
     "fickling": fickling,
+    "modelscan": modelscan,
     "skops": skops_untrusted,
 }
 

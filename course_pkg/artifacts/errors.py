@@ -3,6 +3,7 @@
 ArtifactError                     anything wrong with a model artifact (catch this one)
 ├── UnsafeArtifactError           bytes that would import or call something not allowlisted
 ├── UnsupportedFormatError        not a format we know how to load safely
+│   └── MalformedArtifactError    a known format that does not parse (damaged zip, bad CRC, …)
 ├── IntegrityError                files do not match the manifest (hash, size, missing, extra)
 └── SignatureError                the signature is missing, malformed, or does not verify
     ├── UnsignedPackageError      no model.sig (nor a legacy manifest.sig) in the package
@@ -92,3 +93,17 @@ class TamperedPackageError(SignatureError):
             f"{package}: the package does not match its signature (model.sig), so it was changed "
             f"after signing; nothing was loaded:\n  - {listing}"
         )
+
+
+class MalformedArtifactError(UnsupportedFormatError):
+    """The bytes claim a known format but do not parse: a damaged zip, a truncated stream, or
+    a library (torch, numpy, skops) that refused to read them. ``reason`` says which, and
+    ``offset`` where in the file, when known. Subclasses UnsupportedFormatError so code that
+    already catches that keeps working."""
+
+    def __init__(self, source: str, reason: str, offset: int | None = None) -> None:
+        self.source = source
+        self.reason = reason
+        self.offset = offset
+        where = f" (at byte {offset})" if offset is not None else ""
+        super().__init__(f"{source}: cannot be read safely: {reason}{where}")

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from course_pkg.artifacts.errors import MalformedArtifactError
 from course_pkg.artifacts.safe_load import safe_load
 
 FORMATS: dict[str, str] = {
@@ -81,7 +82,12 @@ def load_model(path: Path, fmt: str) -> Any:
     if fmt == "onnx":
         from course_pkg.onnx_export import OnnxPredictor
 
-        return OnnxPredictor(path)
+        try:
+            return OnnxPredictor(path)
+        except Exception as error:  # onnxruntime's own errors: one ArtifactError contract
+            raise MalformedArtifactError(
+                str(path), f"onnxruntime cannot load it ({type(error).__name__}: {error})"
+            ) from error
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     return safe_load(path)

@@ -14,7 +14,10 @@ import importlib
 import io
 import os
 import pickle
+import pkgutil
+import pydoc
 import subprocess
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,8 +95,77 @@ def _object_array_in_joblib(marker: Path) -> bytes:
     return _joblib_bytes({"coef": np.arange(4.0), "meta": array}, 0)
 
 
+def _repacked_zip(data: bytes, rename: Callable[[str], str]) -> bytes:
+    """The zip in ``data`` with every member name passed through ``rename``."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            target.writestr(rename(info.filename), source.read(info))
+    return out.getvalue()
+
+
+def _torch_zip_case_changed(marker: Path) -> bytes:
+    """torch's zip reader matches names case-insensitively: it still loads DATA.PKL."""
+    return _repacked_zip(_torch_zip(marker), lambda n: n.replace("data.pkl", "DATA.PKL"))
+
+
+def _torch_zip_bad_crc(marker: Path) -> bytes:
+    """torch does not check CRC-32, Python's zipfile does (scanners built on it error out)."""
+    data = _torch_zip(marker)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith("/data.pkl"))
+    crc = info.CRC.to_bytes(4, "little")
+    return data.replace(crc, (info.CRC ^ 0xFFFFFFFF).to_bytes(4, "little"))
+
+
+def _nested(loader: str) -> Callable[[Path], bytes]:
+    """A pickle whose only call is another loader, on a hostile file written beside it."""
+
+    def build(marker: Path) -> bytes:
+        inner = marker.with_name(marker.name + ".inner")
+        if loader == "numpy":
+            import numpy as np
+
+            array = np.empty(1, dtype=object)
+            array[0] = _exec(marker)
+            with inner.open("wb") as handle:
+                np.save(handle, array, allow_pickle=True)
+            import numpy
+
+            return pickle.dumps(Call(numpy.load, str(inner), None, True), protocol=4)
+        import joblib
+
+        inner.write_bytes(pickle.dumps(_exec(marker), protocol=4))
+        return pickle.dumps(Call(joblib.load, str(inner)), protocol=4)
+
+    return build
+
+
+def _stack_global(module: str, name: str, argument: str) -> bytes:
+    """Protocol 4 by hand: STACK_GLOBAL(module, name)(argument) — pickle walks dotted names."""
+    parts = [b"\x80\x04"]
+    for text in (module, name):
+        parts.append(b"\x8c" + bytes([len(text)]) + text.encode())
+    parts.append(b"\x93")
+    encoded = argument.encode()
+    parts.append(b"\x8c" + bytes([len(encoded)]) + encoded + b"\x85R.")
+    return b"".join(parts)
+
+
+def _pip_main(marker: Path) -> bytes:
+    """pip.main with --log: pip writes its log file (the marker); --no-index, so no network."""
+    import pip
+
+    args = ["--log", str(marker), "--isolated", "--no-input", "--disable-pip-version-check"]
+    args += ["install", "--no-index", "--no-deps", "--dry-run", "no-such-package-0"]
+    return pickle.dumps(Call(pip.main, args), protocol=4)
+
+
 # Protocol 0, written by hand: GLOBAL builtins.eval, MARK, UNICODE source, TUPLE, REDUCE, STOP.
 _EVAL_TEXT = "cbuiltins\neval\n(V__import__('builtins').exec(\"CODE\")\ntR."
+# INT spelled 0x1: pickle reads it with int(text, 0), pickletools with int(text) and stops
+# (scanners built on pickletools.genops report a parse error, not the payload). POP, then exec.
+_HEX_INT_TEXT = "I0x1\n0cbuiltins\nexec\n(VCODE\ntR."
 
 CORPUS: tuple[Hostile, ...] = (
     Hostile(
@@ -215,6 +287,56 @@ CORPUS: tuple[Hostile, ...] = (
         lambda m: pickle.dumps(Call(os.system, f"touch {m}"), protocol=0),
         "posix.system",
     ),
+    # --- newer published bypass families -------------------------------------------------
+    Hostile(
+        "resolver-pydoc-locate",
+        "t.pkl",
+        "pickle",
+        lambda m: pickle.dumps(Call(Call(pydoc.locate, "os.system"), f"touch {m}"), protocol=4),
+        "pydoc.locate",
+    ),
+    Hostile(
+        "resolver-pkgutil-resolve-name",
+        "u.pkl",
+        "pickle",
+        lambda m: pickle.dumps(
+            Call(Call(pkgutil.resolve_name, "os:system"), f"touch {m}"), protocol=4
+        ),
+        "pkgutil.resolve_name",
+    ),
+    Hostile("pip-main", "v.pkl", "pickle", _pip_main, "pip.main"),
+    Hostile(
+        "nullifai-broken-stream-after-payload",
+        "w.pkl",
+        "pickle",
+        # the payload runs, then the stream breaks: naive loaders raise *after* the harm, and
+        # scanners that give up on a broken stream report an error instead of the payload
+        lambda m: pickle.dumps(_exec(m), protocol=2)[:-1] + b"\xff\x00broken",
+        "builtins.exec",
+    ),
+    Hostile(
+        "int-spelling-pickletools-rejects", "x.pkl", "pickle", _text(_HEX_INT_TEXT), "builtins.exec"
+    ),
+    Hostile(
+        "three-pickles-payload-last",
+        "y.pkl",
+        "pickle-loop",
+        lambda m: pickle.dumps({"w": 1}) + pickle.dumps([2], protocol=0) + pickle.dumps(_exec(m)),
+        "builtins.exec",
+    ),
+    Hostile("zip-case-changed-member", "z.pt", "torch", _torch_zip_case_changed, "builtins.exec"),
+    Hostile("zip-corrupted-crc", "aa.pt", "torch", _torch_zip_bad_crc, "corrupt zip member"),
+    Hostile(
+        "dotted-name-through-allowed-module",
+        "ab.pkl",
+        "pickle",
+        lambda m: _stack_global("joblib.numpy_pickle", "os.system", f"touch {m}"),
+        "joblib.numpy_pickle.os.system",
+    ),
+    Hostile(
+        "nested-joblib-load", "ac.pkl", "pickle", _nested("joblib"), "joblib.numpy_pickle.load"
+    ),
+    Hostile("nested-numpy-load", "ad.pkl", "pickle", _nested("numpy"), "numpy.load"),
 )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import pickle
 import pickletools
+import re
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -30,6 +31,7 @@ from course_pkg.artifacts.errors import UnsafeArtifactError
 
 _JOBLIB_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 _DTYPE = ("numpy", "dtype")
+_DOTTED = re.compile(rb"[A-Za-z_][\w.]*")
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,8 @@ class _SymbolicUnpickler(pickle._Unpickler):
     def _refuse(self, what: str, detail: str = "") -> UnsafeArtifactError:
         return UnsafeArtifactError(what, self.op_offset, self.report.source, detail)
 
-    def run(self) -> None:
-        """``pickle._Unpickler.load`` with the opcode offset recorded before each opcode."""
+    def _start(self) -> None:
+        """The state ``pickle._Unpickler.load`` sets up before its opcode loop."""
         self._unframer = pickle._Unframer(self._file_read, self._file_readline)  # type: ignore[attr-defined]
         self.read = self._unframer.read
         self.readinto = self._unframer.readinto
@@ -152,17 +154,24 @@ class _SymbolicUnpickler(pickle._Unpickler):
         self.stack: list[Any] = []
         self.append = self.stack.append
         self.proto = 0
-        dispatch = self.dispatch
+
+    def _step(self) -> None:
+        """Read and run one opcode (raises ``pickle._Stop`` at STOP)."""
+        self.op_offset = self._position()
+        key = self.read(1)
+        if not key:
+            raise self._refuse("truncated", "the pickle ends before its STOP opcode")
+        handler = self.dispatch.get(key[0])
+        if handler is None:
+            raise self._refuse("bad opcode", f"unknown opcode byte {key!r}")
+        handler(self)  # type: ignore[arg-type]
+
+    def run(self) -> None:
+        """``pickle._Unpickler.load`` with the opcode offset recorded before each opcode."""
+        self._start()
         try:
             while True:
-                self.op_offset = self._position()
-                key = self.read(1)
-                if not key:
-                    raise self._refuse("truncated", "the pickle ends before its STOP opcode")
-                handler = dispatch.get(key[0])
-                if handler is None:
-                    raise self._refuse("bad opcode", f"unknown opcode byte {key!r}")
-                handler(self)  # type: ignore[arg-type]
+                self._step()
         except pickle._Stop:  # type: ignore[attr-defined]
             return
 
@@ -334,6 +343,30 @@ def scan_stream(
         if reader.peek_eof():
             return report
         # Bytes after STOP: a second pickle (scan it: a naive loop would load it too) or junk.
+
+
+def first_opcode_is_valid(data: bytes) -> bool:
+    """Whether ``data`` starts with an opcode ``pickle`` itself would accept.
+
+    Judged by pickle's own dispatch, not ``pickletools`` (which rejects spellings pickle
+    accepts, such as ``I0x1``): a protocol-0 pickle may start with any opcode. GLOBAL/INST
+    must name identifiers (text such as CSV can start with ``c`` or ``i``); nothing is
+    imported.
+    """
+    if data[:1] in (pickle.GLOBAL, pickle.INST):
+        lines = data[1:].split(b"\n", 2)
+        return len(lines) == 3 and all(_DOTTED.fullmatch(line) for line in lines[:2])
+    unpickler = _SymbolicUnpickler(
+        _CountingReader(io.BytesIO(data), len(data)), ScanReport("<sniff>"), DEFAULT, False
+    )
+    unpickler._start()
+    try:
+        unpickler._step()
+    except pickle._Stop:  # type: ignore[attr-defined]
+        return False  # a lone STOP on an empty stack fails in pickle too
+    except Exception:
+        return False
+    return True
 
 
 def scan_bytes(data: bytes, source: str = "<bytes>", allowlist: Allowlist = DEFAULT) -> ScanReport:

@@ -3,40 +3,51 @@
 ``safe_load(path)``:
 1. reads the file once into memory (so what is scanned is exactly what is loaded — no
    time-of-check/time-of-use gap), refusing files over ``max_bytes``;
-2. sniffs the *content*, never the extension: zip (torch archive, TorchScript, skops),
-   joblib-compressed (zlib/gzip/bz2/lzma/xz), or a raw pickle (protocol 0-5);
-3. scans every pickle stream inside (``pickle_scan``) against the allowlist;
+2. sniffs the *content*, never the extension: zip (torch archive, TorchScript, skops, numpy
+   ``.npz``), numpy ``.npy``, joblib-compressed (zlib/gzip/bz2/lzma/xz), or a raw pickle
+   (protocol 0-5, recognised by pickle's own reading of its first opcode);
+3. scans every pickle stream inside (``pickle_scan``; zip members via ``archives``, which
+   refuses case-ambiguous names and bad CRCs) against the allowlist;
 4. only then deserialises, with a restricted unpickler whose ``find_class`` enforces the same
-   allowlist (second line of defence), ``torch.load(weights_only=True)``, ``torch.jit.load``
-   or ``skops.io.load`` with exactly the types our allowlist accepts.
+   allowlist (second line of defence), ``torch.load(weights_only=True)`` trusting exactly
+   the scanned globals, ``torch.jit.load``, ``numpy.load(allow_pickle=False)`` or
+   ``skops.io.load`` with exactly the types our allowlist accepts.
+
+Every refusal is an ``ArtifactError`` (``UnsafeArtifactError`` naming the global or reason
+and the byte offset; ``UnsupportedFormatError``/``MalformedArtifactError`` for bytes that are
+not, or not a readable, model file): no torch, zipfile, numpy or pickle exception escapes.
 """
 
 from __future__ import annotations
 
+import importlib
 import io
 import pickle
-import pickletools
-import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from course_pkg.artifacts import archives
 from course_pkg.artifacts.allowlist import DEFAULT, Allowlist, normalize
-from course_pkg.artifacts.errors import UnsafeArtifactError, UnsupportedFormatError
-from course_pkg.artifacts.pickle_scan import ScanReport, scan_stream
+from course_pkg.artifacts.errors import (
+    ArtifactError,
+    MalformedArtifactError,
+    UnsafeArtifactError,
+    UnsupportedFormatError,
+)
+from course_pkg.artifacts.pickle_scan import ScanReport, first_opcode_is_valid, scan_stream
 
 MAX_BYTES = 2 << 30  # 2 GiB: a model bigger than this is not a course artifact
-# First bytes a protocol 0/1 pickle can start with (text opcodes): MARK, containers, scalars,
-# GLOBAL, INST, PERSID, and protocol 2+'s PROTO.
-_PICKLE_START = frozenset(b"(]})cipIJKLMNFGSTUVXd\x80")
 _ZIP = b"PK\x03\x04"
-_DOTTED = re.compile(r"[A-Za-z_][\w.]*")
+_NPY = b"\x93NUMPY"
 
 
 @dataclass(frozen=True)
 class Sniffed:
-    kind: str  # pickle | joblib-<compressor> | torch-zip | torchscript | skops | unknown
+    kind: (
+        str  # pickle | joblib-<compressor> | torch-zip | torchscript | skops | npy | npz | unknown
+    )
     detail: str = ""
 
 
@@ -46,40 +57,24 @@ def sniff(data: bytes) -> Sniffed:
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 names = archive.namelist()
-        except zipfile.BadZipFile:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
             return Sniffed("unknown", "damaged zip archive")
-        if "schema.json" in names:
-            return Sniffed("skops")
-        if any(n.endswith("/data.pkl") for n in names):
-            is_script = any("/code/" in n for n in names) or any(
-                n.endswith("/constants.pkl") for n in names
-            )
-            return Sniffed("torchscript" if is_script else "torch-zip")
-        return Sniffed("unknown", "a zip archive that is neither a torch nor a skops file")
+        kind = archives.kind_of(names)
+        if kind == "unknown":
+            return Sniffed(kind, "a zip archive that is neither a torch, skops nor .npz file")
+        return Sniffed(kind)
+    if data.startswith(_NPY):
+        return Sniffed("npy")
     from joblib.numpy_pickle_utils import _COMPRESSORS  # joblib's own magic-number table
 
     for name, compressor in _COMPRESSORS.items():
         if compressor.prefix and data.startswith(compressor.prefix):
             return Sniffed(f"joblib-{name}")
-    if data[:1] and data[0] in _PICKLE_START:
-        if data[0] == 0x80 and (len(data) < 2 or data[1] > pickle.HIGHEST_PROTOCOL):
-            return Sniffed("unknown", "pickle PROTO opcode with an unknown protocol")
-        if not _first_opcode_parses(data):
-            return Sniffed("unknown", f"unrecognised first bytes {data[:8]!r}")
+    if data[:1] == b"\x80" and (len(data) < 2 or data[1] > pickle.HIGHEST_PROTOCOL):
+        return Sniffed("unknown", "pickle PROTO opcode with an unknown protocol")
+    if first_opcode_is_valid(data):
         return Sniffed("pickle")
     return Sniffed("unknown", f"unrecognised first bytes {data[:8]!r}")
-
-
-def _first_opcode_parses(data: bytes) -> bool:
-    """Text such as CSV can start with a byte that is also a protocol-0 opcode ('c', 'i',
-    'I', '('…); a real pickle's first opcode parses, and GLOBAL/INST name identifiers."""
-    try:
-        opcode, arg, _ = next(pickletools.genops(io.BytesIO(data)))
-    except Exception:
-        return False
-    if opcode.name in {"GLOBAL", "INST"}:
-        return all(_DOTTED.fullmatch(part) for part in str(arg).split(" "))
-    return True
 
 
 def _decompressed(data: bytes, kind: str) -> IO[bytes]:
@@ -88,11 +83,6 @@ def _decompressed(data: bytes, kind: str) -> IO[bytes]:
 
     wrapper = _COMPRESSORS[kind.removeprefix("joblib-")]
     return _buffered_read_file(wrapper.decompressor_file(io.BytesIO(data)))  # type: ignore[no-any-return]
-
-
-def _torch_members(data: bytes, suffix: str) -> list[tuple[str, bytes]]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return [(n, archive.read(n)) for n in archive.namelist() if n.endswith(suffix)]
 
 
 class _TorchScriptAllowlist(Allowlist):
@@ -108,20 +98,33 @@ class _TorchScriptAllowlist(Allowlist):
 def scan_data(
     data: bytes, source: str, allowlist: Allowlist = DEFAULT
 ) -> tuple[Sniffed, ScanReport]:
-    """Sniff and scan ``data``; raises on anything unsafe, returns what was seen."""
+    """Sniff and scan ``data``; raises an ``ArtifactError`` on anything unsafe or unreadable."""
+    try:
+        return _scan_data(data, source, allowlist)
+    except ArtifactError:
+        raise
+    except Exception as error:  # a library choking on crafted bytes: refuse, never crash
+        raise MalformedArtifactError(source, f"{type(error).__name__}: {error}") from error
+
+
+def _scan_data(data: bytes, source: str, allowlist: Allowlist) -> tuple[Sniffed, ScanReport]:
     sniffed = sniff(data)
     if sniffed.kind == "pickle":
         return sniffed, scan_stream(io.BytesIO(data), source, allowlist)
     if sniffed.kind.startswith("joblib-"):
         return sniffed, scan_stream(_decompressed(data, sniffed.kind), source, allowlist)
+    if sniffed.kind in {"torch-zip", "torchscript", "npz", "skops"}:
+        members = archives.read_members(data, source)  # CRC-checked, names unambiguous
     if sniffed.kind in {"torch-zip", "torchscript"}:
         rules = (
             _TorchScriptAllowlist(allowlist.extra) if sniffed.kind == "torchscript" else allowlist
         )
         merged = ScanReport(source)
-        for name, member in _torch_members(data, ".pkl"):
+        for member in members:
+            if not archives.is_pickle_member(member.name):
+                continue
             report = scan_stream(
-                io.BytesIO(member), f"{source}!{name}", rules, allow_persistent_ids=True
+                io.BytesIO(member.data), f"{source}!{member.name}", rules, allow_persistent_ids=True
             )
             merged.globals += report.globals
             merged.pickles += report.pickles
@@ -129,10 +132,44 @@ def scan_data(
         return sniffed, merged
     if sniffed.kind == "skops":
         return sniffed, _scan_skops(data, source, allowlist)
+    if sniffed.kind == "npy":
+        _check_npy_header(io.BytesIO(data), source)
+        return sniffed, ScanReport(source)
+    if sniffed.kind == "npz":
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for name in archive.namelist():
+                with archive.open(name) as handle:
+                    _check_npy_header(handle, f"{source}!{name}")
+        return sniffed, ScanReport(source)
     raise UnsupportedFormatError(
         f"{source}: not a format safe_load understands ({sniffed.detail}). Supported: pickle, "
-        "joblib (plain or compressed), torch.save / TorchScript archives, skops."
+        "joblib (plain or compressed), torch.save / TorchScript archives, skops, numpy .npy/.npz."
     )
+
+
+def _check_npy_header(handle: IO[bytes], source: str) -> None:
+    """A .npy whose dtype holds Python objects stores a pickle after its header: refuse it
+    (numpy.load would only unpickle it with allow_pickle=True, which safe_load never sets)."""
+    import numpy as np
+    from numpy.lib import format as npy_format
+
+    try:
+        version = npy_format.read_magic(handle)
+        reader = (
+            npy_format.read_array_header_1_0
+            if version == (1, 0)
+            else npy_format.read_array_header_2_0
+        )
+        _, _, dtype = reader(handle)
+    except ValueError as error:
+        raise MalformedArtifactError(source, f"bad .npy header ({error})") from error
+    if dtype.hasobject:
+        raise UnsafeArtifactError(
+            "object array",
+            None,
+            source,
+            f"a .npy array of dtype {np.dtype(dtype)!s} holds Python objects, stored as a pickle",
+        )
 
 
 def _scan_skops(data: bytes, source: str, allowlist: Allowlist) -> ScanReport:
@@ -183,12 +220,36 @@ def safe_load(
     """Load a model file only if every global it needs is allowlisted (see module doc)."""
     path = Path(path)
     source = str(path)
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise UnsupportedFormatError(f"{source}: {size:,} bytes is over the {max_bytes:,} limit")
-    data = path.read_bytes()
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise UnsupportedFormatError(
+                f"{source}: {size:,} bytes is over the {max_bytes:,} limit"
+            )
+        data = path.read_bytes()
+    except OSError as error:
+        raise UnsupportedFormatError(f"{source}: cannot read the file ({error})") from error
     sniffed, report = scan_data(data, source, allowlist)
+    try:
+        return _deserialise(data, sniffed, report, allowlist, source)
+    except ArtifactError:
+        raise
+    except pickle.UnpicklingError as error:  # torch's weights_only unpickler refusing a global
+        raise UnsafeArtifactError(
+            "torch weights_only refusal",
+            None,
+            source,
+            f"torch.load(weights_only=True) refused it: {str(error).splitlines()[0]}",
+        ) from error
+    except Exception as error:
+        raise MalformedArtifactError(
+            source, f"{sniffed.kind} loader failed: {type(error).__name__}: {error}"
+        ) from error
 
+
+def _deserialise(
+    data: bytes, sniffed: Sniffed, report: ScanReport, allowlist: Allowlist, source: str
+) -> Any:
     if sniffed.kind == "pickle" or sniffed.kind.startswith("joblib-"):
         stream = io.BytesIO(data) if sniffed.kind == "pickle" else _decompressed(data, sniffed.kind)
         if report.joblib_arrays:
@@ -197,7 +258,11 @@ def safe_load(
     if sniffed.kind == "torch-zip":
         import torch
 
-        return torch.load(io.BytesIO(data), weights_only=True)
+        # torch's own restricted unpickler, trusting exactly the globals our scan allowed
+        # (e.g. the nn.Module classes of a whole saved model).
+        trusted = [_resolve(g.module, g.name) for g in report.globals]
+        with torch.serialization.safe_globals(trusted):
+            return torch.load(io.BytesIO(data), weights_only=True)
     if sniffed.kind == "torchscript":
         import torch
 
@@ -206,7 +271,20 @@ def safe_load(
         from skops.io import get_untrusted_types, loads
 
         return loads(data, trusted=get_untrusted_types(data=data))
+    if sniffed.kind in {"npy", "npz"}:
+        import numpy as np
+
+        loaded = np.load(io.BytesIO(data), allow_pickle=False)
+        if sniffed.kind == "npz":
+            with loaded:
+                return {name: loaded[name] for name in loaded.files}
+        return loaded
     raise UnsupportedFormatError(f"{source}: cannot load {sniffed.kind}")  # unreachable
+
+
+def _resolve(module: str, name: str) -> Any:
+    """An allowlisted global (plain identifiers only, already checked) as pickle resolves it."""
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
@@ -229,7 +307,7 @@ def scan_file(path: str | Path, allowlist: Allowlist = DEFAULT) -> Verdict:
         sniffed, report = scan_data(data, str(path), allowlist)
     except UnsafeArtifactError as error:
         return Verdict(path, sniff(data).kind, False, str(error).split(". Nothing")[0])
-    except UnsupportedFormatError as error:
+    except ArtifactError as error:
         return Verdict(path, "unknown", False, str(error))
     return Verdict(
         path, sniffed.kind, True, "only allowlisted globals", tuple(report.unique_globals)

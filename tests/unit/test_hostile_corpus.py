@@ -16,7 +16,7 @@ IDS = [h.name for h in CORPUS]
 
 
 def test_corpus_is_large_and_varied() -> None:
-    assert len(CORPUS) >= 15
+    assert len(CORPUS) >= 30
     assert {h.naive for h in CORPUS} == set(NAIVE_LOADERS)
 
 
@@ -112,3 +112,31 @@ def test_crosscheck_table_runs_every_scanner(tmp_path: Path) -> None:
             r[name] in {"flagged", "missed"} or r[name].startswith(("error", "n/a")) for r in rows
         )
     assert not list(tmp_path.glob("*.MARKER"))
+
+
+def test_ambiguous_zip_member_names_are_refused(tmp_path: Path) -> None:
+    """Two members equal up to case: which one torch reads is its choice, so refuse."""
+    import io
+    import zipfile
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"w": torch.zeros(2)}, buffer)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as source, zipfile.ZipFile(out, "w") as z:
+        for info in source.infolist():
+            z.writestr(info.filename, source.read(info))
+        z.writestr("archive/DATA.PKL", b"\x80\x04N.")
+    path = tmp_path / "twins.pt"
+    path.write_bytes(out.getvalue())
+    with pytest.raises(UnsafeArtifactError, match="same name up to case") as info:
+        safe_load(path)
+    assert info.value.global_name == "ambiguous zip member" and info.value.offset is not None
+
+
+def test_protocol_0_pickle_starting_with_any_valid_opcode_is_scanned_as_a_pickle() -> None:
+    """pickletools rejects INT 0x1; pickle accepts it, so the sniffer must too."""
+    for data in (b"I0x1\n.", b"L0x1L\n.", b"(l.", b"N.", b"I01\n."):
+        assert sniff(data).kind == "pickle", data
+    assert sniff(b"customer_id,tenure\nC1,3\n").kind == "unknown"
