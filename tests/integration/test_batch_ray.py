@@ -1,0 +1,299 @@
+"""Batch scoring on Ray Data: a real two-node Ray cluster on this machine, started and torn down
+here, scores like the local engine; a tampered package never reaches it; killing a node loses
+and duplicates nothing.
+
+The nodes are ``ray start --block`` processes in their own sessions (process groups), so the
+teardown kills exactly these nodes' processes, by process group, and never a Ray someone else
+runs on the machine (``ray stop`` would stop every Ray on it). The head listens on 127.0.0.1;
+the worker node on 127.0.0.2 (loopback too: Ray swaps 127.0.0.1 for the routable address on a
+worker node).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from course_pkg.batch import score_file
+from course_pkg.datasets.transactions import transaction_chunk, write_transactions
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+RAY = str(Path(sys.executable).with_name("ray"))
+NODE_MEMORY = str(100 * 1024 * 1024)  # object store per node: small, the test moves ~10 MB
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Cluster:
+    """A head node and one worker node, each a ``ray start --block`` in its own session."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        self.head = self._start(
+            ["--head", "--port", str(self.port), "--node-ip-address", "127.0.0.1"],
+            "head",
+            {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},  # keep 127.0.0.1 (see the docstring)
+        )
+        self.wait_for_nodes(1)
+        self.worker = self.start_worker()
+
+    def _start(self, args: list[str], name: str, extra_env: dict[str, str]) -> subprocess.Popen:
+        log = (self.root / f"{name}.log").open("wb")
+        return subprocess.Popen(
+            [
+                RAY,
+                "start",
+                "--block",
+                "--disable-usage-stats",
+                "--include-dashboard=false",
+                "--num-cpus",
+                "1",
+                "--object-store-memory",
+                NODE_MEMORY,
+                "--temp-dir",
+                str(self.root / "ray"),
+                *args,
+            ],
+            env={**self.env, **extra_env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: killed as one, and only it
+        )
+
+    def start_worker(self) -> subprocess.Popen:
+        worker = self._start(
+            ["--address", self.address, "--node-ip-address", "127.0.0.2"], "worker", {}
+        )
+        self.wait_for_nodes(2)
+        return worker
+
+    def alive_nodes(self) -> int:
+        probe = (
+            "import ray, logging; ray.init(address=%r, logging_level=logging.ERROR); "
+            "print(sum(n['Alive'] for n in ray.nodes()))" % self.address
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=120,
+            check=False,
+        )
+        lines = done.stdout.strip().splitlines()
+        return int(lines[-1]) if done.returncode == 0 and lines else 0
+
+    def wait_for_nodes(self, count: int, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.alive_nodes() >= count:
+                return
+            time.sleep(2)
+        logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in self.root.glob("*.log"))
+        raise AssertionError(f"the Ray cluster did not reach {count} nodes:\n{logs}")
+
+    @staticmethod
+    def kill(node: subprocess.Popen) -> None:
+        """SIGKILL the node's whole process group (raylet, workers, object store)."""
+        try:
+            os.killpg(node.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        node.wait(timeout=30)
+
+    def stop(self) -> None:
+        for node in (self.worker, self.head):
+            self.kill(node)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    root = Path(tempfile.mkdtemp(prefix="rt"))  # short: Ray's socket paths must fit in 107 bytes
+    started = Cluster(root)
+    try:
+        yield started
+    finally:
+        started.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def fraud(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from course_pkg.training import package_fraud
+
+    return Path(package_fraud(tmp_path_factory.mktemp("fraud") / "fraud", train_rows=50_000).path)
+
+
+def _score(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "course_pkg", "batch-score", *args, "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_two_nodes_score_like_the_local_engine(
+    cluster: Cluster, fraud: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "tx.parquet"
+    write_transactions(source, 40_000)
+    local = score_file(fraud, source, tmp_path / "local.parquet", chunk_rows=5_000, progress=False)
+    ray = _score(
+        str(fraud),
+        str(source),
+        "--out",
+        str(tmp_path / "ray.parquet"),
+        "--engine",
+        "ray",
+        "--address",
+        cluster.address,
+        "--workers",
+        "2",
+        "--chunk-rows",
+        "5000",
+    )
+    assert ray.returncode == 0, ray.stderr[-3000:]
+    assert "40,000 rows (40,000 scored, 0 rejected)" in ray.stdout  # the same summary line
+    mine = pd.read_parquet(tmp_path / "local.parquet")
+    theirs = pd.read_parquet(tmp_path / "ray.parquet")
+    assert list(theirs.columns) == list(mine.columns) == list(local_columns(source))
+    assert list(theirs["transaction_id"]) == list(mine["transaction_id"])  # order kept, too
+    assert np.array_equal(theirs["prediction"], mine["prediction"])
+    assert np.allclose(theirs["probability_1"], mine["probability_1"], atol=1e-6, rtol=0)
+    assert local.rows == 40_000
+
+
+def local_columns(source: Path) -> list[str]:
+    inputs = list(pd.read_parquet(source).columns)
+    return [*inputs, "prediction", "probability_0", "probability_1", "model_version"]
+
+
+def test_bad_rows_land_in_the_rejects_file_as_they_do_locally(
+    cluster: Cluster, fraud: Path, tmp_path: Path
+) -> None:
+    frame = transaction_chunk(0, 20_000).astype({"hour": object})
+    frame.loc[3, "merchant_category"] = "casino-on-mars"
+    frame.loc[7, "amount"] = float("nan")
+    frame.loc[15_000, "hour"] = "noon"
+    source = tmp_path / "in.csv"
+    frame.to_csv(source, index=False)
+    local = score_file(fraud, source, tmp_path / "local.parquet", chunk_rows=5_000, progress=False)
+    ray = _score(
+        str(fraud),
+        str(source),
+        "--out",
+        str(tmp_path / "ray.parquet"),
+        "--engine",
+        "ray",
+        "--address",
+        cluster.address,
+        "--workers",
+        "2",
+    )
+    assert ray.returncode == 0, ray.stderr[-3000:]
+    assert "20,000 rows (19,997 scored, 3 rejected)" in ray.stdout
+    assert local.rejected == 3 and local.rejects
+    mine = pd.read_csv(local.rejects).sort_values("transaction_id", ignore_index=True)
+    theirs = pd.read_csv(tmp_path / "ray.rejects.csv").sort_values(
+        "transaction_id", ignore_index=True
+    )
+    pd.testing.assert_frame_equal(theirs, mine)
+    assert list(theirs["transaction_id"]) == [3, 7, 15_000]
+
+
+def test_a_tampered_package_is_refused_before_any_task_runs(
+    cluster: Cluster, fraud: Path, tmp_path: Path
+) -> None:
+    tampered = tmp_path / "tampered"
+    shutil.copytree(fraud, tampered)
+    model = tampered / "model.onnx"
+    model.write_bytes(model.read_bytes()[:-1] + b"\0")
+    source = tmp_path / "tx.parquet"
+    write_transactions(source, 1_000)
+    started = time.monotonic()
+    refused = _score(
+        str(tampered),
+        str(source),
+        "--out",
+        str(tmp_path / "out.parquet"),
+        "--engine",
+        "ray",
+        "--address",
+        cluster.address,
+    )
+    assert refused.returncode == 2
+    assert "model.onnx: sha256 differs from the manifest" in refused.stderr
+    assert "ray" not in refused.stderr.lower()  # refused by the driver, before Ray was joined
+    assert not (tmp_path / "out.parquet").exists()
+    assert not (tmp_path / "out.parquet.parts").exists()
+    assert time.monotonic() - started < 60
+
+
+def test_a_worker_node_killed_mid_job_loses_and_duplicates_nothing(
+    cluster: Cluster, fraud: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "tx.parquet"
+    write_transactions(source, 200_000)
+    out = tmp_path / "out.parquet"
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "course_pkg",
+            "batch-score",
+            str(fraud),
+            str(source),
+            "--out",
+            str(out),
+            "--engine",
+            "ray",
+            "--address",
+            cluster.address,
+            "--workers",
+            "2",
+            "--chunk-rows",
+            "2000",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    parts = out.with_name(out.name + ".parts")
+    deadline = time.monotonic() + 300
+    while not list(parts.glob("part-*.parquet")) and time.monotonic() < deadline:
+        assert job.poll() is None, job.communicate()
+        time.sleep(0.2)
+    assert list(parts.glob("part-*.parquet")), "no part was written in 300 s"
+    cluster.kill(cluster.worker)  # mid-job: some parts written, others in flight
+    try:
+        stdout, stderr = job.communicate(timeout=600)
+    finally:
+        cluster.worker = cluster.start_worker()  # the next test (if any) gets two nodes again
+    assert job.returncode == 0, stderr[-3000:]
+    assert "200,000 rows (200,000 scored, 0 rejected)" in stdout
+    ids = pd.read_parquet(out, columns=["transaction_id"])["transaction_id"]
+    assert len(ids) == 200_000 and ids.is_unique
+    assert ids.is_monotonic_increasing
