@@ -135,8 +135,8 @@ def _number_problems(name: str, column: pa.Array, where: str) -> tuple[pa.Array,
     if pa.types.is_floating(column.type):  # Kleene: a null is invalid, not "unknown"
         invalid = pc.or_kleene(nulls, pc.invert(pc.is_finite(column)))
     if invalid.true_count:
-        for row in np.flatnonzero(invalid.to_numpy(zero_copy_only=False)):
-            row = int(row)
+        for found in np.flatnonzero(invalid.to_numpy(zero_copy_only=False)):
+            row = int(found)
             if row in unparsed:
                 continue
             value = column[row].as_py()
@@ -155,7 +155,9 @@ def _parse_numbers(column: pa.Array) -> tuple[pa.Array, list[tuple[int, str]]]:
     text = column.to_pandas()
     numbers = pd.to_numeric(text, errors="coerce").astype("float64")
     bad_text = numbers.isna() & text.notna()
-    problems = [(int(row), f"{text.iloc[row]!r} is not a number") for row in np.flatnonzero(bad_text)]
+    problems = [
+        (int(row), f"{text.iloc[row]!r} is not a number") for row in np.flatnonzero(bad_text)
+    ]
     return pa.array(numbers.to_numpy(), type=pa.float64()), problems
 
 

@@ -42,6 +42,12 @@ _QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_USAGE_STATS_PROMPT_ENABLED": 
 # gRPC servers listen on every interface. With this (read when ``ray`` is imported) the node
 # is 127.0.0.1 and every Ray port listens on loopback only (checked with ``ss -ltn``).
 _LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+# The raylet gives its Python agents 15 s (default) to report their ports and aborts after; on a
+# busy 2-core laptop their imports alone can take longer (measured here: 16-40 s under load).
+SLOW_MACHINE_ENV = {
+    "RAY_agent_register_timeout_ms": "120000",
+    "RAY_raylet_start_wait_time_s": "120",
+}
 
 
 def score_on_ray(
@@ -98,8 +104,7 @@ def score_on_ray(
             ray.shutdown()
     parts = len(list(staging.glob(PART_GLOB)))
     rejected = sum(
-        pq.ParquetFile(p).metadata.num_rows
-        for p in (staging / REJECTS_DIR).glob("*.parquet")
+        pq.ParquetFile(p).metadata.num_rows for p in (staging / REJECTS_DIR).glob("*.parquet")
     )
     scored_rows, rejects = publish(staging, output_path, rejects_path)
     return make_summary(
@@ -117,6 +122,8 @@ def score_on_ray(
 def prepare_environment(*, local: bool) -> None:
     """Usage stats off; for a private runtime, loopback only. Call before ``import ray``."""
     os.environ.update(_QUIET_ENV)
+    for name, value in SLOW_MACHINE_ENV.items():
+        os.environ.setdefault(name, value)
     if local:
         os.environ.update(_LOOPBACK_ENV)
 
@@ -145,7 +152,7 @@ def connect(address: str | None, cpus: int) -> None:
             ray.shutdown()
             if attempt == 2 or "timed out during startup" not in str(error):
                 raise
-    node_ip = ray.util.get_node_ip_address()
+    node_ip = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
     if node_ip != "127.0.0.1":  # ray was imported before _LOOPBACK_ENV could take effect
         ray.shutdown()
         raise RuntimeError(

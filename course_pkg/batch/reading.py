@@ -51,9 +51,7 @@ def _read_tables(path: Path, chunk_rows: int, text_columns: list[str] | None) ->
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        batches: Iterator[pa.RecordBatch] = pq.ParquetFile(path).iter_batches(
-            batch_size=chunk_rows
-        )
+        batches: Iterator[pa.RecordBatch] = pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
     elif suffix == ".csv":
         import pyarrow.csv as pcsv
 

@@ -4,14 +4,19 @@ and duplicates nothing.
 
 The nodes are ``ray start --block`` processes in their own sessions (process groups), so the
 teardown kills exactly these nodes' processes, by process group, and never a Ray someone else
-runs on the machine (``ray stop`` would stop every Ray on it). The head listens on 127.0.0.1;
-the worker node on 127.0.0.2 (loopback too: Ray swaps 127.0.0.1 for the routable address on a
-worker node).
+runs on the machine (``ray stop`` would stop every Ray on it). The nodes are 127.0.0.2 (head)
+and 127.0.0.3 (worker): loopback addresses, which Ray keeps as given (it swaps 127.0.0.1 for the
+machine's routable address whenever multi-node clusters are enabled), so every connection of
+the test stays on loopback. Ray's gRPC servers on these nodes listen on all interfaces while
+the test runs (Ray binds to 127.0.0.1 only for a single-node runtime); the cluster has its own
+random auth token.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -21,17 +26,21 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
 from course_pkg.batch import score_file
+from course_pkg.batch.ray_engine import SLOW_MACHINE_ENV
 from course_pkg.datasets.transactions import transaction_chunk, write_transactions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RAY = str(Path(sys.executable).with_name("ray"))
+HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"  # loopback (127/8), and not swapped by Ray
 NODE_MEMORY = str(100 * 1024 * 1024)  # object store per node: small, the test moves ~10 MB
 
 
@@ -42,88 +51,103 @@ def _free_port() -> int:
 
 
 class Cluster:
-    """A head node and one worker node, each a ``ray start --block`` in its own session."""
+    """A head node and one worker node, each a ``ray start --block`` in its own session, with
+    their own auth token (not the one Ray keeps in ~/.ray) and temp dir."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.port = _free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-        self.head = self._start(
-            ["--head", "--port", str(self.port), "--node-ip-address", "127.0.0.1"],
-            "head",
-            {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},  # keep 127.0.0.1 (see the docstring)
+        self.address = f"{HEAD_IP}:{self.port}"
+        self.env = {
+            **os.environ,
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": secrets.token_hex(32),
+            **SLOW_MACHINE_ENV,
+        }
+        self.logs: list[Any] = []
+        self.head = self._start_node(
+            "head", ["--head", "--port", str(self.port), "--node-ip-address", HEAD_IP]
         )
-        self.wait_for_nodes(1)
         self.worker = self.start_worker()
 
-    def _start(self, args: list[str], name: str, extra_env: dict[str, str]) -> subprocess.Popen:
-        log = (self.root / f"{name}.log").open("wb")
-        return subprocess.Popen(
-            [
-                RAY,
-                "start",
-                "--block",
-                "--disable-usage-stats",
-                "--include-dashboard=false",
-                "--num-cpus",
-                "1",
-                "--object-store-memory",
-                NODE_MEMORY,
-                "--temp-dir",
-                str(self.root / "ray"),
-                *args,
-            ],
-            env={**self.env, **extra_env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: killed as one, and only it
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        return self._start_node(
+            "worker", ["--address", self.address, "--node-ip-address", WORKER_IP]
         )
 
-    def start_worker(self) -> subprocess.Popen:
-        worker = self._start(
-            ["--address", self.address, "--node-ip-address", "127.0.0.2"], "worker", {}
-        )
-        self.wait_for_nodes(2)
-        return worker
-
-    def alive_nodes(self) -> int:
-        probe = (
-            "import ray, logging; ray.init(address=%r, logging_level=logging.ERROR); "
-            "print(sum(n['Alive'] for n in ray.nodes()))" % self.address
-        )
-        done = subprocess.run(
-            [sys.executable, "-c", probe],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=120,
-            check=False,
-        )
-        lines = done.stdout.strip().splitlines()
-        return int(lines[-1]) if done.returncode == 0 and lines else 0
-
-    def wait_for_nodes(self, count: int, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.alive_nodes() >= count:
-                return
-            time.sleep(2)
-        logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in self.root.glob("*.log"))
-        raise AssertionError(f"the Ray cluster did not reach {count} nodes:\n{logs}")
+    def _start_node(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        """Start a node; Ray gives a raylet 30 s to register, which a loaded 2-core machine can
+        miss, so a node that dies starting up is started again (three tries)."""
+        for attempt in range(3):
+            log_path = self.root / f"{name}-{attempt}.log"
+            log = log_path.open("wb")
+            self.logs.append(log)
+            node = subprocess.Popen(
+                [
+                    RAY,
+                    "start",
+                    "--block",
+                    "--disable-usage-stats",
+                    "--num-cpus",
+                    "1",
+                    "--object-store-memory",
+                    NODE_MEMORY,
+                    *(
+                        ["--include-dashboard=false", "--temp-dir", str(self.root / "ray")]
+                        if name == "head"
+                        else []
+                    ),
+                    *self._agent_ports(),
+                    *args,
+                ],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: killed as one, and only it
+            )
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline and node.poll() is None:
+                if b"Ray runtime started" in log_path.read_bytes():
+                    return node
+                time.sleep(0.5)
+            self.kill(node)
+        logs = "\n".join(p.read_text(errors="replace")[-1500:] for p in self.root.glob("*.log"))
+        raise AssertionError(f"the Ray {name} node did not start in three tries:\n{logs}")
 
     @staticmethod
-    def kill(node: subprocess.Popen) -> None:
+    def _agent_ports() -> list[str]:
+        """Fixed ports for a node's agents: with the default (0) the raylet waits 15 s for the
+        agents to report the ports they picked, and aborts on a busy machine."""
+        return [
+            argument
+            for option in (
+                "--dashboard-agent-listen-port",
+                "--dashboard-agent-grpc-port",
+                "--runtime-env-agent-port",
+                "--metrics-export-port",
+            )
+            for argument in (option, str(_free_port()))
+        ]
+
+    @staticmethod
+    def kill(node: subprocess.Popen[bytes]) -> None:
         """SIGKILL the node's whole process group (raylet, workers, object store)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(node.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         node.wait(timeout=30)
 
     def stop(self) -> None:
         for node in (self.worker, self.head):
             self.kill(node)
+        # The raylet puts each worker in a process group of its own: find what is left of
+        # this cluster by its temp dir (in every Ray process's command line) and kill it by pid.
+        for process in psutil.process_iter(["pid", "cmdline"]):
+            if str(self.root) in " ".join(process.info["cmdline"] or []):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.kill()
+        for log in self.logs:
+            log.close()
 
 
 @pytest.fixture(scope="module")
@@ -144,13 +168,14 @@ def fraud(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(package_fraud(tmp_path_factory.mktemp("fraud") / "fraud", train_rows=50_000).path)
 
 
-def _score(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def _score(cluster: Cluster, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "course_pkg", "batch-score", *args, "--quiet"],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        env=cluster.env,
     )
 
 
@@ -161,6 +186,7 @@ def test_two_nodes_score_like_the_local_engine(
     write_transactions(source, 40_000)
     local = score_file(fraud, source, tmp_path / "local.parquet", chunk_rows=5_000, progress=False)
     ray = _score(
+        cluster,
         str(fraud),
         str(source),
         "--out",
@@ -201,6 +227,7 @@ def test_bad_rows_land_in_the_rejects_file_as_they_do_locally(
     frame.to_csv(source, index=False)
     local = score_file(fraud, source, tmp_path / "local.parquet", chunk_rows=5_000, progress=False)
     ray = _score(
+        cluster,
         str(fraud),
         str(source),
         "--out",
@@ -234,6 +261,7 @@ def test_a_tampered_package_is_refused_before_any_task_runs(
     write_transactions(source, 1_000)
     started = time.monotonic()
     refused = _score(
+        cluster,
         str(tampered),
         str(source),
         "--out",
@@ -280,6 +308,7 @@ def test_a_worker_node_killed_mid_job_loses_and_duplicates_nothing(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=cluster.env,
     )
     parts = out.with_name(out.name + ".parts")
     deadline = time.monotonic() + 300
