@@ -41,6 +41,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RAY = str(Path(sys.executable).with_name("ray"))
 HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"  # loopback (127/8), and not swapped by Ray
+# A raylet waits 15 s (fixed) for its dashboard agent's port file and aborts after; on a 2-core
+# machine shared with other jobs the agent's imports alone took 16-26 s (measured). So a node
+# starts with a higher priority where that is allowed (root; elsewhere `nice` says so and runs
+# it as it is), and is set back to normal once it is up (_normal_priority).
+PRIORITY = ["nice", "-n", "-10"]
+ATTEMPTS = 5
 NODE_MEMORY = str(100 * 1024 * 1024)  # object store per node: small, the test moves ~10 MB
 
 
@@ -48,6 +54,18 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _normal_priority(pid: int) -> None:
+    """Back to niceness 0 for a started node and everything it started."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.nice(0)
 
 
 class Cluster:
@@ -78,13 +96,14 @@ class Cluster:
 
     def _start_node(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         """Start a node; Ray gives a raylet 30 s to register, which a loaded 2-core machine can
-        miss, so a node that dies starting up is started again (three tries)."""
-        for attempt in range(3):
+        miss, so a node that dies starting up is started again."""
+        for attempt in range(ATTEMPTS):
             log_path = self.root / f"{name}-{attempt}.log"
             log = log_path.open("wb")
             self.logs.append(log)
             node = subprocess.Popen(
                 [
+                    *PRIORITY,
                     RAY,
                     "start",
                     "--block",
@@ -109,11 +128,12 @@ class Cluster:
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline and node.poll() is None:
                 if b"Ray runtime started" in log_path.read_bytes():
+                    _normal_priority(node.pid)
                     return node
                 time.sleep(0.5)
             self.kill(node)
         logs = "\n".join(p.read_text(errors="replace")[-1500:] for p in self.root.glob("*.log"))
-        raise AssertionError(f"the Ray {name} node did not start in three tries:\n{logs}")
+        raise AssertionError(f"the Ray {name} node did not start in {ATTEMPTS} tries:\n{logs}")
 
     @staticmethod
     def _agent_ports() -> list[str]:
