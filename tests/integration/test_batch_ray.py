@@ -270,33 +270,40 @@ def test_bad_rows_land_in_the_rejects_file_as_they_do_locally(
     assert list(theirs["transaction_id"]) == [3, 7, 15_000]
 
 
-def test_a_tampered_package_is_refused_before_any_task_runs(
-    cluster: Cluster, fraud: Path, tmp_path: Path
-) -> None:
+def test_a_tampered_package_is_refused_before_any_task_runs(fraud: Path, tmp_path: Path) -> None:
+    """The address names a port nothing listens on: had the driver tried to join a cluster,
+    it would fail to connect; it fails on the package instead, before Ray is contacted."""
     tampered = tmp_path / "tampered"
     shutil.copytree(fraud, tampered)
     model = tampered / "model.onnx"
     model.write_bytes(model.read_bytes()[:-1] + b"\0")
     source = tmp_path / "tx.parquet"
     write_transactions(source, 1_000)
-    started = time.monotonic()
-    refused = _score(
-        cluster,
-        str(tampered),
-        str(source),
-        "--out",
-        str(tmp_path / "out.parquet"),
-        "--engine",
-        "ray",
-        "--address",
-        cluster.address,
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "course_pkg",
+            "batch-score",
+            str(tampered),
+            str(source),
+            "--out",
+            str(tmp_path / "out.parquet"),
+            "--engine",
+            "ray",
+            "--address",
+            f"{HEAD_IP}:{_free_port()}",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
-    assert refused.returncode == 2
+    assert refused.returncode == 2, refused.stderr[-2000:]
     assert "model.onnx: sha256 differs from the manifest" in refused.stderr
-    assert "ray" not in refused.stderr.lower()  # refused by the driver, before Ray was joined
     assert not (tmp_path / "out.parquet").exists()
-    assert not (tmp_path / "out.parquet.parts").exists()
-    assert time.monotonic() - started < 60
+    assert not (tmp_path / "out.parquet.parts").exists()  # made only once the job starts
 
 
 def test_a_worker_node_killed_mid_job_loses_and_duplicates_nothing(
