@@ -172,16 +172,13 @@ def package_files(package: Path) -> dict[str, bytes]:
 
 
 def _public_key_pem(public_key: Any) -> bytes | None:
-    """The key as PEM bytes: key objects do not pickle, bytes cross to actors as they are."""
-    if public_key is None or isinstance(public_key, bytes):
-        return public_key
-    if isinstance(public_key, (str, Path)):
-        return Path(public_key).read_bytes()
-    from cryptography.hazmat.primitives import serialization
+    """The key as PEM bytes (what ``load_public_key`` makes of a path, PEM or key object):
+    bytes cross to the actors as they are, and the actors verify with them."""
+    if public_key is None:
+        return None
+    from course_pkg.artifacts import load_public_key
 
-    pem: bytes = public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    pem: bytes = load_public_key(public_key).pem
     return pem
 
 
