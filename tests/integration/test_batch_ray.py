@@ -108,8 +108,8 @@ class Cluster:
                     "start",
                     "--block",
                     "--disable-usage-stats",
-                    "--num-cpus",
-                    "1",
+                    "--num-cpus",  # logical: an actor holds one, reads and writes need another
+                    "2",
                     "--object-store-memory",
                     NODE_MEMORY,
                     *(
