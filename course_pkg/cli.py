@@ -282,6 +282,8 @@ def _batch_score(args: argparse.Namespace) -> int:
                 rejects_path=args.rejects,
                 resume=not args.no_resume,
                 progress=not args.quiet,
+                engine=args.engine,
+                address=args.address,
                 public_key=args.key,
             )
         except (ArtifactError, ValueError, FileNotFoundError) as error:
@@ -498,10 +500,19 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("package", type=Path, help="an ONNX model package")
     batch.add_argument("input", type=Path, help=".csv or .parquet")
     batch.add_argument(
-        "--out", required=True, help=".parquet or .csv; '{date}' is replaced by the run's time"
+        "--out",
+        required=True,
+        help=".parquet (a dataset directory of parts) or .csv; '{date}' becomes the run's time",
     )
     batch.add_argument("--chunk-rows", type=int, default=65_536)
-    batch.add_argument("--workers", type=int, default=1)
+    batch.add_argument("--workers", type=int, default=1, help="threads (local) or actors (ray)")
+    batch.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: threads of this machine; ray: Ray Data (a local runtime, or --address)",
+    )
+    batch.add_argument("--address", help="with --engine ray: an existing cluster, e.g. HOST:6379")
     batch.add_argument("--rejects", type=Path, help="default: <out>.rejects.csv")
     batch.add_argument("--no-resume", action="store_true", help="start over, discard parts")
     batch.add_argument("--quiet", action="store_true", help="no progress bar")

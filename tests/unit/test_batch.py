@@ -197,3 +197,42 @@ def test_read_chunks_cuts_exact_sizes(transactions: Path, tmp_path: Path) -> Non
     csv = tmp_path / "t.csv"
     pd.read_parquet(transactions).head(1_000).to_csv(csv, index=False)
     assert [len(c) for c in read_chunks(csv, 300)] == [300, 300, 300, 100]
+
+
+def test_every_bad_row_is_rejected_not_only_the_first_hundred(fraud: Path, tmp_path: Path) -> None:
+    frame = next(read_chunks_of(1_000))
+    frame.loc[100:349, "amount"] = float("nan")  # 250 bad values in one column, one chunk
+    frame.to_parquet(tmp_path / "in.parquet")
+    summary = score_file(fraud, tmp_path / "in.parquet", tmp_path / "o.parquet", progress=False)
+    assert (summary.scored, summary.rejected) == (750, 250)
+    out = pd.read_parquet(tmp_path / "o.parquet")
+    assert out["amount"].notna().all() and len(out) == 750
+
+
+def test_the_output_is_a_dataset_of_parts_and_strangers_are_not_overwritten(
+    fraud: Path, transactions: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "scored.parquet"
+    score_file(fraud, transactions, out, chunk_rows=100_000, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == [f"part-{n:06d}.parquet" for n in range(3)]
+    score_file(fraud, transactions, out, chunk_rows=100_000, progress=False)  # a rerun replaces
+    assert len(pd.read_parquet(out)) == 300_000
+    precious = tmp_path / "precious.parquet"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a dataset of parts"):
+        score_file(fraud, transactions, precious, progress=False)
+    assert (precious / "notes.txt").read_text() == "mine"
+
+
+def test_ray_engine_arguments_are_checked_before_ray_starts(
+    fraud: Path, transactions: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="Parquet dataset"):
+        score_file(fraud, transactions, tmp_path / "o.csv", engine="ray", progress=False)
+    with pytest.raises(ValueError, match="local engine only"):
+        score_file(fraud, transactions, tmp_path / "o.parquet", engine="ray", max_chunks=1)
+    with pytest.raises(ValueError, match="engine='ray'"):
+        score_file(fraud, transactions, tmp_path / "o.parquet", address="127.0.0.1:6379")
+    with pytest.raises(ValueError, match="choose local or ray"):
+        score_file(fraud, transactions, tmp_path / "o.parquet", engine="spark")  # type: ignore[arg-type]
