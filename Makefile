@@ -28,7 +28,11 @@ setup: $(STAMP)  ## create .venv from requirements.lock and register the Jupyter
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"need Python 3.11, found {sys.version.split()[0]}: install python3.11 or pass PYTHON=/path/to/python3.11"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock $(TORCH_WHEELS) 2>&1 | { $(QUIET_PIP); }
+	# --no-deps: the lock is the whole closure (uv), so pip installs exactly it and resolves nothing
+	# (resolving would meet extras such as sigstore's pydantic[email], which hash-checking mode
+	# refuses as unpinned); pip check then proves the set is consistent.
+	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements.lock $(TORCH_WHEELS) 2>&1 | { $(QUIET_PIP); }
+	$(BIN)/python -m pip check
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | { $(QUIET_PIP); }
 	$(BIN)/python -m ipykernel install --sys-prefix --name course-mlops --display-name "Python (course-mlops)" --env ORT_DISABLE_TELEMETRY 1 >/dev/null
 	touch $@
