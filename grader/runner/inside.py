@@ -192,7 +192,7 @@ def _execute(
                     probe.get("answers", []),
                     probe.get("forbidden", []),
                 )
-                if outcome.get("status") in ("probe-crashed", "memory"):
+                if outcome.pop("kernel_died", False):  # later probes cannot run
                     died = probe["id"]
                     result["probe_kernel_died"] = probe["id"]
                     result["oom_kills"] = _oom_kills()
@@ -239,7 +239,11 @@ def _run_probe(
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     if client.km is None or not client.km.is_alive():
-        return {"status": "probe-crashed", "error": "the kernel was not running"}
+        return {
+            "status": "probe-crashed",
+            "error": "the kernel was not running",
+            "kernel_died": True,
+        }
     cell = nbformat.v4.new_code_cell(_probe_source(code, tuple(answers), tuple(forbidden)))
     client.nb.cells.append(cell)  # nbclient addresses cells by index in its notebook
     oom_before = _oom_kills() or 0
@@ -249,9 +253,14 @@ def _run_probe(
     except CellTimeoutError:
         return _timed_out(timeout)
     except DeadKernelError:
+        died = {"kernel_died": True}
         if (_oom_kills() or 0) > oom_before:
-            return {"status": "memory", "error": "the memory limit killed the kernel"}
-        return {"status": "probe-crashed", "error": "the kernel died while running the probe"}
+            return {"status": "memory", "error": "the memory limit killed the kernel", **died}
+        return {
+            "status": "probe-crashed",
+            "error": "the kernel died while running the probe",
+            **died,
+        }
     elapsed = time.monotonic() - started
     for output in cell.outputs:
         if output.output_type == "error":
@@ -276,14 +285,17 @@ def _run_probe(
             try:
                 parsed = json.loads(value)
             except (TypeError, ValueError):
-                return {"status": "probe-crashed", "error": "the probe's value was not JSON"}
+                return {"error": f"the probe's value was not JSON{_MANGLED}"}
             if not forbidden:
                 return {"value": parsed}
             if not isinstance(parsed, dict) or "value" not in parsed:
-                return {"status": "probe-crashed", "error": "the watched probe returned no value"}
+                return {"error": f"the probe's value was not what it returned{_MANGLED}"}
             delegated = [str(name)[:200] for name in parsed.get("delegated") or []][:20]
             return {"value": parsed["value"], "delegated": delegated}
     return {"status": "probe-crashed", "error": "the probe produced no value"}
+
+
+_MANGLED = " (does your notebook replace json, builtins or another library the check uses?)"
 
 
 def _timed_out(timeout: int) -> dict[str, Any]:
