@@ -175,7 +175,7 @@ def test_a_50_per_second_limit_holds_across_two_workers(
 
 
 async def hammer(url: str, seconds: float, connections: int) -> tuple[Counter[int], Counter[str]]:
-    """Predictions as fast as ``connections`` keep-alive connections allow, for ``seconds``
+    """Predictions as fast as ``connections`` concurrent clients allow, for ``seconds``
     (aiohttp: a third of httpx's client cost, so a busy machine still offers enough load)."""
     import aiohttp
 
@@ -191,7 +191,9 @@ async def hammer(url: str, seconds: float, connections: int) -> tuple[Counter[in
                 statuses[answer.status] += 1
                 workers[answer.headers.get("x-served-by", "?")] += 1
 
-    connector = aiohttp.TCPConnector(limit=connections)
+    # a new connection per request: the kernel hands each to whichever worker accepts first,
+    # so both workers serve (keep-alive connections can all land on one worker)
+    connector = aiohttp.TCPConnector(limit=connections, force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
         await asyncio.gather(*(one_connection(session) for _ in range(connections)))
     return statuses, workers
