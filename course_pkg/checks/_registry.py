@@ -10,10 +10,6 @@ REGISTRY: dict[str, Callable[[Any], str | None]] = {}
 # course's own implementation of what the exercise asks for). Names, not objects: the list
 # travels to the grading sandbox in the job and is matched on the host against the source.
 FORBIDDEN: dict[str, tuple[str, ...]] = {}
-# exercise id → forbidden names the student notebook may still import for its own demos,
-# because the notebook teaches that function (e.g. export_sklearn before exercise 1 of 03).
-# Using one in an answer is still caught; the notebook test only tolerates these imports.
-TAUGHT: dict[str, tuple[str, ...]] = {}
 
 F = TypeVar("F", bound=Callable[[Any], str | None])
 
@@ -22,20 +18,15 @@ class CheckFailed(Exception):
     """Raised by a check with a hint for the student (the message is shown as is)."""
 
 
-def register(
-    exercise: str, *, forbidden: tuple[str, ...] = (), taught: tuple[str, ...] = ()
-) -> Callable[[F], F]:
+def register(exercise: str, *, forbidden: tuple[str, ...] = ()) -> Callable[[F], F]:
     """Decorator: ``@register("00.parse_lock", forbidden=("course_pkg.preflight.parse_lock",))``
     adds a check under that id, naming the course_pkg code the answer must not delegate to."""
-    if not set(taught) <= set(forbidden):
-        raise ValueError(f"{exercise}: taught names must also be forbidden ones")
 
     def decorate(fn: F) -> F:
         if exercise in REGISTRY and REGISTRY[exercise] is not fn:
             raise ValueError(f"check {exercise!r} is registered twice")
         REGISTRY[exercise] = fn
         FORBIDDEN[exercise] = tuple(forbidden)
-        TAUGHT[exercise] = tuple(taught)
         return fn
 
     return decorate

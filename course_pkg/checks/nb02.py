@@ -39,7 +39,6 @@ class _Touch:
         "course_pkg.artifacts.pickle_scan.scan_bytes",
         "course_pkg.artifacts.pickle_scan._SymbolicUnpickler",
     ),
-    taught=("course_pkg.artifacts.pickle_scan.scan_bytes",),
 )
 def _find_globals(answer: Any) -> str:
     from sklearn.preprocessing import StandardScaler

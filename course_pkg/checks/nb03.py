@@ -87,7 +87,6 @@ def grade_export(model: Any, pipeline: Any, frame: Any) -> dict[str, bool]:
 @register(
     "03.export_pipeline",
     forbidden=("course_pkg.onnx_export.sklearn_export.export_sklearn",),
-    taught=("course_pkg.onnx_export.sklearn_export.export_sklearn",),
 )
 def _export_pipeline(answer: Any) -> str:
     fn = callable_answer(answer, "export_pipeline")
@@ -143,7 +142,6 @@ def parity_cases() -> list[tuple[str, Any, Any, Any]]:
         "course_pkg.onnx_export.parity.check_parity",
         "course_pkg.onnx_export.parity.compare_outputs",
     ),
-    taught=("course_pkg.onnx_export.parity.check_parity",),
 )
 def _parity_report(answer: Any) -> str:
     from course_pkg.onnx_export import check_parity

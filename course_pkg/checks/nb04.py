@@ -134,7 +134,7 @@ def probe_app(app: Any, *, csv: bool = False) -> dict[str, Any]:
     return out
 
 
-@register("04.predict_endpoint")
+@register("04.predict_endpoint", forbidden=("course_pkg.serving.app.create_app",))
 def _predict_endpoint(answer: Any) -> str:
     fn = callable_answer(answer, "make_app")
     result = probe_app(fn(reference_predictor()))
@@ -153,7 +153,7 @@ def _predict_endpoint(answer: Any) -> str:
     return "200 with labels and probabilities; 422 for an unknown category"
 
 
-@register("04.csv_endpoint")
+@register("04.csv_endpoint", forbidden=("course_pkg.serving.app.create_app",))
 def _csv_endpoint(answer: Any) -> str:
     fn = callable_answer(answer, "make_app")
     result = probe_app(fn(reference_predictor()), csv=True)

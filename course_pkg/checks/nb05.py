@@ -130,7 +130,10 @@ SCORER_HINTS = {
 }
 
 
-@register("05.chunked_scorer")
+@register(
+    "05.chunked_scorer",
+    forbidden=("course_pkg.batch.reading.read_chunks", "course_pkg.batch.reading.read_tables"),
+)
 def _chunked_scorer(answer: Any) -> str:
     result = probe_scorer(callable_answer(answer, "score_in_chunks"))
     for name, ok in scorer_verdicts(result).items():
@@ -183,7 +186,7 @@ def flat(nested: list[list[bool]]) -> list[bool]:
     return [value for inner in nested for value in inner]
 
 
-@register("05.token_bucket")
+@register("05.token_bucket", forbidden=("course_pkg.serving.limits.TokenBucket",))
 def _token_bucket(answer: Any) -> str:
     expect(isinstance(answer, type), "pass the class itself: check(..., TokenBucket)")
     got, want = probe_bucket(answer), bucket_expected()
@@ -245,7 +248,13 @@ def probe_cache_key(cache_key: Any) -> list[bool]:
     return results
 
 
-@register("05.cache_key")
+@register(
+    "05.cache_key",
+    forbidden=(
+        "course_pkg.serving.limits.PredictionCache.key",
+        "course_pkg.serving.limits.canonical_row",
+    ),
+)
 def _cache_key(answer: Any) -> str:
     got = probe_cache_key(callable_answer(answer, "cache_key"))
     for (label, _, _, want), same in zip(KEY_CASES, got, strict=True):
@@ -292,7 +301,7 @@ def probe_percentiles(latency_percentiles: Any) -> list[Any]:
     return answers
 
 
-@register("05.percentiles")
+@register("05.percentiles", forbidden=("course_pkg.loadtest.LoadResult.percentile",))
 def _percentiles(answer: Any) -> str:
     got = probe_percentiles(callable_answer(answer, "latency_percentiles"))
     for values, g, w in zip(_latencies(), got, percentiles_expected(), strict=True):

@@ -181,7 +181,7 @@ def tag_findings(
     }
 
 
-@register("06.choose_tags")
+@register("06.choose_tags", forbidden=("course_pkg.containers.tags_for",))
 def _choose_tags(answer: Any) -> str:
     expect(callable(answer), "pass the function itself: check(..., choose_tags)")
     for version, revision, model, release in TAG_CASES:

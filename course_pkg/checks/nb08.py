@@ -143,7 +143,6 @@ def probe_replicas(replicas_for: Any) -> list[int | None]:
 @register(
     "08.replicas",
     forbidden=("course_pkg.kubernetes.plan_capacity",),
-    taught=("course_pkg.kubernetes.plan_capacity",),
 )
 def _replicas(answer: Any) -> str:
     got = probe_replicas(callable_answer(answer, "replicas_for"))

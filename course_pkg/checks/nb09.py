@@ -62,7 +62,6 @@ def readme_expected() -> dict[str, bool]:
 @register(
     "09.space_readme",
     forbidden=("course_pkg.deploy_folders.space_header", "course_pkg.deploy_folders.build_space"),
-    taught=("course_pkg.deploy_folders.build_space",),
 )
 def _space_readme(answer: Any) -> str:
     result = probe_space_readme(callable_answer(answer, "space_readme"))
