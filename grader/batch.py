@@ -120,10 +120,11 @@ def _remove_until_idle(futures: dict[Future[Outcome], Submission]) -> int:
 
 
 def grade_batch(args: argparse.Namespace, assignment: Assignment) -> int:
-    from grader.gradebook import finished
+    from grader.gradebook import finished, record_run
 
     entries = scan(args.submissions)
     args.out.mkdir(parents=True, exist_ok=True)
+    record_run(args.out, assignment.id, args.submissions)
     todo = [e for e in entries if args.force or not finished(args.out, e.id)]
     if len(entries) > len(todo):
         print(f"skipping {len(entries) - len(todo)} already graded (use --force to regrade)")

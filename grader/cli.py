@@ -126,23 +126,58 @@ def _write_similarity(
 
 
 def _similarity(args: argparse.Namespace) -> int:
+    """``grader similarity RESULTS/`` (what ``grader grade`` wrote: assignment and folder are
+    recorded there, the report and gradebook column are refreshed in place) or
+    ``grader similarity SUBMISSIONS/ --assignment NN --out DIR``."""
+    from grader.gradebook import recorded_run, write_gradebook
     from grader.specs import load_assignment
 
-    try:
-        assignment = load_assignment(args.assignment)
-    except KeyError as error:
-        print(f"error: {error.args[0]}", file=sys.stderr)
-        return 2
-    if not args.submissions.is_dir():
-        print(f"error: {args.submissions} is not a directory of submissions", file=sys.stderr)
+    if not args.folder.is_dir():
+        print(f"error: {args.folder} is not a directory", file=sys.stderr)
         return 2
     if not 0 < args.threshold <= 1:
         print("error: --threshold is a share between 0 and 1, e.g. 0.8", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    _write_similarity(
-        args.submissions, assignment.id, assignment.notebook, args.out, args.threshold
-    )
+    try:
+        run = recorded_run(args.folder)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if run is not None:
+        recorded, submissions = run
+        if args.assignment and args.assignment != recorded:
+            print(
+                f"error: {args.folder} holds grades for assignment {recorded}, "
+                f"not {args.assignment}",
+                file=sys.stderr,
+            )
+            return 2
+        assignment_id, out = recorded, args.out or args.folder
+        if not submissions.is_dir():
+            print(
+                f"error: the graded submissions folder {submissions} is gone; pass it instead: "
+                f"grader similarity SUBMISSIONS/ --assignment {recorded} --out DIR",
+                file=sys.stderr,
+            )
+            return 2
+    elif args.assignment and args.out:
+        assignment_id, out, submissions = args.assignment, args.out, args.folder
+    else:
+        print(
+            f"error: {args.folder} is not a results folder of grader grade (no "
+            "grading-run.json); for a folder of submissions pass --assignment and --out",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        assignment = load_assignment(assignment_id)
+    except KeyError as error:
+        print(f"error: {error.args[0]}", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    flags = _write_similarity(submissions, assignment.id, assignment.notebook, out, args.threshold)
+    if run is not None and out == args.folder:
+        print(f"gradebook: {write_gradebook(out, assignment, similarity=flags)}")
     return 0
 
 
@@ -214,9 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     similar = sub.add_parser(
         "similarity", help="flag answer cells that match each other or the reference solution"
     )
-    similar.add_argument("submissions", type=Path, help="folder: one file per submission")
-    similar.add_argument("--assignment", required=True, help="e.g. 00, 01, 02")
-    similar.add_argument("--out", type=Path, required=True, help="where the report goes")
+    similar.add_argument(
+        "folder",
+        type=Path,
+        help="RESULTS/ from grader grade, or a folder of submissions (then --assignment, --out)",
+    )
+    similar.add_argument("--assignment", help="e.g. 00 (read from RESULTS/ when given that)")
+    similar.add_argument("--out", type=Path, help="where the report goes (default: RESULTS/)")
     similar.add_argument("--threshold", type=float, default=0.8, help="share, default 0.8")
     similar.set_defaults(func=_similarity)
 

@@ -126,6 +126,27 @@ def write_submission(out: Path, result: SubmissionResult, assignment: Assignment
     atomic_write(folder / RESULTS_FILE, json.dumps(gradescope_json(result), indent=2) + "\n")
 
 
+RUN_FILE = "grading-run.json"
+
+
+def record_run(out: Path, assignment: str, submissions: Path) -> None:
+    """Say in the results folder what was graded from where, so ``grader similarity
+    RESULTS/`` can recompute the report (another threshold) without being told again."""
+    run = {"assignment": assignment, "submissions": str(submissions.resolve())}
+    atomic_write(out / RUN_FILE, json.dumps(run, indent=2) + "\n")
+
+
+def recorded_run(out: Path) -> tuple[str, Path] | None:
+    """(assignment, submissions folder) recorded by ``grader grade`` in ``out``, if any."""
+    try:
+        run = json.loads((out / RUN_FILE).read_text())
+        return str(run["assignment"]), Path(run["submissions"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{out / RUN_FILE} is unreadable ({error}); rerun grader grade") from None
+
+
 def finished(out: Path, submission: str) -> bool:
     return (out / submission / RESULTS_FILE).exists()
 

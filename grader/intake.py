@@ -35,6 +35,7 @@ RESERVED_IDS = frozenset(
         "feedback.md",
         "similarity.csv",
         "similarity.html",
+        "grading-run.json",
     }
 )
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -139,6 +139,9 @@ def test_names_links_and_odd_entries_each_get_a_row_and_stay_data(
         assert (by_name[name]["status"], by_name[name]["total"]) == ("symlink-refused", "0")
     assert by_name["folder.ipynb"]["status"] == "not-a-file"
     assert by_name["gradebook.csv"]["status"] == "reserved-name"
+    # what grader similarity RESULTS/ reads back (the folder, resolved: never a student name)
+    run = json.loads((out / "grading-run.json").read_text())
+    assert run == {"assignment": "00", "submissions": str(folder.resolve())}
     assert by_name[".DS_Store"]["status"] == "invalid-notebook"
     for row in rows.values():  # no cell a spreadsheet would evaluate
         assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row.values()), row

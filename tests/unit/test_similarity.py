@@ -86,3 +86,27 @@ def test_cli_writes_escaped_html_and_guarded_csv_and_skips_bad_files(tmp_path: P
         main(["similarity", str(subs), "--assignment", "00", "--out", str(out), "--threshold", "3"])
         == 2
     )
+
+
+def test_a_results_folder_recomputes_the_report_and_the_gradebook_column(tmp_path: Path) -> None:
+    from grader.gradebook import RUN_FILE, record_run
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    _submission(subs, "alice", RENAMED)
+    _submission(subs, "bob", INDEPENDENT)
+    results = tmp_path / "results"
+    results.mkdir()
+    record_run(results, "00", subs)  # what grader grade writes before the first submission
+    assert main(["similarity", str(results), "--threshold", "0.9"]) == 0
+    rows = list(csv.DictReader((results / "similarity.csv").read_text().splitlines()))
+    assert {(r["submission"], r["other"]) for r in rows} >= {("alice", REFERENCE)}
+    header = (results / "gradebook.csv").read_text().splitlines()[0].split(",")
+    assert header[-1] == "similarity"
+    # what the folder says wins; a contradiction, a missing folder, or neither mode: exit 2
+    assert main(["similarity", str(results), "--assignment", "01"]) == 2
+    assert main(["similarity", str(subs)]) == 2  # not a results folder, no --assignment/--out
+    (results / RUN_FILE).write_text("{broken")
+    assert main(["similarity", str(results)]) == 2
+    record_run(results, "00", tmp_path / "gone")
+    assert main(["similarity", str(results)]) == 2
