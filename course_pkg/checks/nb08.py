@@ -76,28 +76,38 @@ def _stats(requests: int, errors: int, p99_ms: float) -> dict[str, float]:
     return {"requests": requests, "errors": errors, "p99_ms": p99_ms}
 
 
-# (stable, canary, expected verdict, why)
-VERDICT_CASES: list[tuple[dict[str, float], dict[str, float], str, str]] = [
-    (_stats(9000, 0, 8.0), _stats(1000, 0, 8.5), "promote", "as good as stable"),
-    (_stats(9000, 9, 8.0), _stats(1000, 250, 8.0), "rollback", "25 % errors"),
-    (_stats(9000, 0, 8.0), _stats(1000, 30, 8.0), "rollback", "3 % errors vs 0 %"),
-    (_stats(9000, 90, 8.0), _stats(1000, 15, 8.0), "promote", "1.5 % vs 1 %: within 1 point"),
-    (_stats(9000, 0, 8.0), _stats(1000, 0, 20.0), "rollback", "p99 2.5x stable's"),
-    (_stats(9000, 0, 8.0), _stats(1000, 0, 11.0), "promote", "p99 1.375x: within 1.5x"),
-    (_stats(9000, 0, 8.0), _stats(50, 0, 8.0), "wait", "50 requests: too few to judge"),
-    (_stats(9000, 0, 8.0), _stats(50, 3, 8.0), "wait", "3 errors: not yet evidence"),
-    (_stats(9000, 0, 8.0), _stats(50, 20, 8.0), "rollback", "20 errors in 50 is enough"),
+# (stable, canary, what the case is about). No expected verdicts here: an answer could look
+# them up. The check asks course_pkg.canary.verdict (which the answer may not call: watched).
+VERDICT_CASES: list[tuple[dict[str, float], dict[str, float], str]] = [
+    (_stats(9000, 0, 8.0), _stats(1000, 0, 8.5), "a canary as good as stable"),
+    (_stats(9000, 9, 8.0), _stats(1000, 250, 8.0), "25 % errors"),
+    (_stats(9000, 0, 8.0), _stats(1000, 30, 8.0), "3 % errors vs 0 %"),
+    (_stats(9000, 90, 8.0), _stats(1000, 15, 8.0), "1.5 % errors vs 1 %"),
+    (_stats(9000, 0, 8.0), _stats(1000, 0, 20.0), "p99 2.5x stable's"),
+    (_stats(9000, 0, 8.0), _stats(1000, 0, 11.0), "p99 1.375x stable's"),
+    (_stats(9000, 0, 8.0), _stats(50, 0, 8.0), "50 requests, no errors"),
+    (_stats(9000, 0, 8.0), _stats(50, 3, 8.0), "50 requests, 3 errors"),
+    (_stats(9000, 0, 8.0), _stats(50, 20, 8.0), "50 requests, 20 errors"),
 ]
 
 
+def verdicts_expected() -> list[str]:
+    from course_pkg.canary import verdict
+
+    return [verdict(stable, canary) for stable, canary, _ in VERDICT_CASES]
+
+
 def probe_verdict(verdict: Any) -> list[bool]:
-    return [verdict(stable, canary) == want for stable, canary, want, _ in VERDICT_CASES]
+    return [
+        verdict(stable, canary) == want
+        for (stable, canary, _), want in zip(VERDICT_CASES, verdicts_expected(), strict=True)
+    ]
 
 
 @register("08.canary_verdict", forbidden=("course_pkg.canary.verdict",))
 def _canary_verdict(answer: Any) -> str:
     verdict = callable_answer(answer, "canary_verdict")
-    for stable, canary, want, why in VERDICT_CASES:
+    for (stable, canary, why), want in zip(VERDICT_CASES, verdicts_expected(), strict=True):
         got = verdict(stable, canary)
         expect(
             got == want,

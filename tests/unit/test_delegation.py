@@ -341,3 +341,14 @@ def test_probe_wrapper_reports_delegation_and_restores_the_answer() -> None:
     )
     assert result == {"value": {"b": "2"}, "delegated": ["course_pkg.preflight.parse_lock"]}
     assert namespace["parse_lock"] is parse_lock
+
+
+def test_a_check_table_cannot_be_looked_up_for_the_answer() -> None:
+    # the cases 08.canary_verdict probes are importable; their expected verdicts are not
+    from course_pkg.checks.nb08 import VERDICT_CASES
+
+    def canary_verdict(stable: dict[str, float], canary: dict[str, float]) -> Any:
+        return next(c[2:] for c in VERDICT_CASES if (c[0], c[1]) == (stable, canary))
+
+    assert not check("08.canary_verdict", canary_verdict, quiet=True).passed
+    assert all(len(case) == 3 and isinstance(case[2], str) for case in VERDICT_CASES)
