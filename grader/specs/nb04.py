@@ -69,6 +69,7 @@ ASSIGNMENT = Assignment(
             },
             keys_equal,
             hint="declare the body with a pydantic model",
+            answers=("make_app",),
         ),
         Question(
             "csv_endpoint",
@@ -78,6 +79,7 @@ ASSIGNMENT = Assignment(
             lambda: {"csv_status": 200, "csv_labels": _labels(), "csv_has_probability": True},
             keys_equal,
             hint="read the body, append prediction and probability_1",
+            answers=("make_app",),
         ),
         Question(
             "flask_app",

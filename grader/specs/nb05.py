@@ -80,6 +80,7 @@ ASSIGNMENT = Assignment(
             _scorer_properties,
             all_true,
             hint="read with chunksize, write each chunk, header once",
+            answers=("score_in_chunks",),
         ),
         Question(
             "token_bucket",
@@ -89,6 +90,7 @@ ASSIGNMENT = Assignment(
             _bucket_expected,
             fraction_equal,
             hint="refill rate × elapsed, cap at burst, one token per request",
+            answers=("TokenBucket",),
         ),
         Question(
             "cache_key",
@@ -98,6 +100,7 @@ ASSIGNMENT = Assignment(
             _key_expected,
             fraction_equal,
             hint="canonical row (sorted keys, 12 == 12.0) plus model and version",
+            answers=("cache_key",),
         ),
         Question(
             "percentiles",
@@ -107,6 +110,7 @@ ASSIGNMENT = Assignment(
             _percentiles_expected,
             _percentiles_close,
             hint="nearest rank: sorted copy, position ceil(q/100 × n)",
+            answers=("latency_percentiles",),
         ),
     ),
     cell_timeout=300,

@@ -84,6 +84,7 @@ ASSIGNMENT = Assignment(
             _tag_keys,
             all_true,
             hint="sha and model always; semver and latest only on release",
+            answers=("choose_tags",),
         ),
     ),
     cell_timeout=180,
