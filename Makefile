@@ -65,7 +65,7 @@ lint: setup  ## ruff + mypy
 	$(BIN)/mypy
 
 unit: setup  ## unit + integration tests only
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --durations=25
 
 notebooks: setup  ## execute solutions/ (outputs compared) and notebooks/ (lax)
 	$(BIN)/python -m pytest --nbval $(NBVAL) --nbval-sanitize-with tests/nbval_sanitize.cfg solutions

@@ -4,7 +4,8 @@ in containers — and leaves every other question's score as it was.
 Three routes for notebook 00: a plain delegation (the host's reading of the source and the
 in-sandbox watch both see it), one hidden from a reader (names built at run time: only the
 watch sees it) and one that switches the watch off (only the host's reading sees it). Then,
-for every graded notebook with forbidden references, the plain delegation of all of them.
+for every other graded notebook, one grading run over its solution (full marks), its student
+version (zero) and the plain delegation of every forbidden reference (zero on those questions).
 """
 
 from __future__ import annotations
@@ -12,15 +13,22 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from grader.samples import BLINDED_DELEGATION, DELEGATIONS, HIDDEN_DELEGATION, delegating
+from course_pkg import paths
+from grader.samples import (
+    BLINDED_DELEGATION,
+    DELEGATIONS,
+    HIDDEN_DELEGATION,
+    delegating,
+    full_solution,
+)
 from grader.specs import load_assignment
 from grader.specs.model import forbidden
 
@@ -29,10 +37,13 @@ pytestmark = [pytest.mark.docker, pytest.mark.integration]
 GRADER = [str(Path(sys.executable).parent / "grader")]
 
 
-def _grade(submissions: Path, assignment: str, image: str, out: Path) -> dict[str, dict]:
+def _grade(
+    submissions: Path, assignment: str, image: str, out: Path, jobs: int = 1
+) -> dict[str, dict]:
     env = {**os.environ, "COURSE_GRADER_IMAGE": image}
+    command = ["grade", str(submissions), "--assignment", assignment, "--out", str(out)]
     done = subprocess.run(
-        [*GRADER, "grade", str(submissions), "--assignment", assignment, "--out", str(out)],
+        [*GRADER, *command, "--jobs", str(jobs)],
         capture_output=True,
         text=True,
         env=env,
@@ -84,31 +95,33 @@ def test_delegating_to_course_pkg_scores_zero_by_every_route(
 GRADED = ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
 
 
-@pytest.mark.timeout(2400)  # nine gradings, two at a time, on a 2-core machine
-def test_every_graded_notebook_zeroes_its_delegated_questions(
-    grading_image: str, tmp_path: Path
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # notebook 07 runs ~10 min in its container on a busy 2-core machine
+@pytest.mark.parametrize("assignment", GRADED)
+def test_every_spec_gives_the_solution_full_marks_and_zeroes_delegation_and_the_empty_notebook(
+    assignment: str, grading_image: str, tmp_path: Path
 ) -> None:
-    # One grade run per notebook, two at a time (each container takes one core): the nine
-    # runs in sequence were the longest stretch of the suite.
-    def grade(assignment: str) -> dict:
-        spec = load_assignment(assignment)
-        submissions = tmp_path / assignment / "subs"
-        submissions.mkdir(parents=True)
-        nbformat.write(
-            delegating(spec.notebook, DELEGATIONS[assignment]), submissions / "delegating.ipynb"
-        )
-        return _grade(submissions, assignment, grading_image, tmp_path / assignment / "out")
+    # One `grader grade --jobs 2` per notebook over three submissions (each container takes
+    # one core): the solution, the untouched student notebook, and the solution plus a cell
+    # that delegates every question with a forbidden reference to course_pkg.
+    spec = load_assignment(assignment)
+    submissions = tmp_path / "subs"
+    submissions.mkdir()
+    nbformat.write(full_solution(spec.notebook), submissions / "full.ipynb")
+    shutil.copy(paths.NOTEBOOKS / spec.notebook, submissions / "empty.ipynb")
+    nbformat.write(
+        delegating(spec.notebook, DELEGATIONS[assignment]), submissions / "delegating.ipynb"
+    )
+    results = _grade(submissions, assignment, grading_image, tmp_path / "out", jobs=2)
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        records = dict(zip(GRADED, pool.map(grade, GRADED), strict=True))
-    for assignment, results in records.items():
-        spec = load_assignment(assignment)
-        delegated = {q.id for q in spec.questions if forbidden(spec.id, q.id) and q.answers}
-        assert delegated, f"{assignment}: no graded question names its forbidden references"
-        for question in results["delegating"]["questions"]:
-            where = (assignment, question)
-            if question["id"] in delegated:
-                assert question["score"] == 0.0, where
-                assert "the exercise is to write it" in question["feedback"], where
-            else:  # untouched answers keep full marks
-                assert question["score"] == question["max_score"], where
+    full = _scores(results["full"])
+    assert sum(full.values()) == spec.total_points, results["full"]["questions"]
+    assert sum(_scores(results["empty"]).values()) == 0, results["empty"]["questions"]
+    delegated = {q.id for q in spec.questions if forbidden(spec.id, q.id) and q.answers}
+    assert delegated, f"{assignment}: no graded question names its forbidden references"
+    for question in results["delegating"]["questions"]:
+        if question["id"] in delegated:
+            assert question["score"] == 0.0, question
+            assert "the exercise is to write it" in question["feedback"], question
+        else:  # untouched answers keep full marks
+            assert question["score"] == question["max_score"], question
