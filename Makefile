@@ -59,10 +59,11 @@ grade-demo: grader-image  ## grade the sample submissions (good, partial, broken
 	$(BIN)/grader grade build/grade-demo/submissions --assignment 00 --out build/grade-demo/results --jobs 2 --cell-timeout 20 --timeout 150
 	column -s, -t < build/grade-demo/results/gradebook.csv
 
-lint: setup  ## ruff + mypy
+lint: setup  ## ruff + mypy + deptry (declared dependencies) + lint-imports (layering)
 	$(BIN)/ruff check course_pkg grader tests scripts benchmarks loadtests conftest.py
 	$(BIN)/ruff format --check course_pkg grader tests benchmarks loadtests conftest.py
 	$(BIN)/mypy
+	$(BIN)/deptry . --config deptry.toml
 
 unit: setup  ## unit + integration tests only
 	$(BIN)/python -m pytest tests --durations=25
