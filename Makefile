@@ -64,6 +64,7 @@ lint: setup  ## ruff + mypy + deptry (declared dependencies) + lint-imports (lay
 	$(BIN)/ruff format --check course_pkg grader tests benchmarks loadtests conftest.py
 	$(BIN)/mypy
 	$(BIN)/deptry . --config deptry.toml
+	$(BIN)/lint-imports
 
 unit: setup  ## unit + integration tests only
 	$(BIN)/python -m pytest tests --durations=25

@@ -1,11 +1,16 @@
 """course_pkg: the reference implementation of the packaging/serving course.
 
-Importing the package is cheap (no numpy, no torch): the heavy parts live in submodules that
-are imported when used. The public API is what ``__all__`` lists.
+Importing the package is cheap (no numpy, no torch, not even the check registry or
+importlib.metadata): ``check``, ``CheckResult`` and ``__version__`` are imported when first
+used (PEP 562), so light modules such as ``course_pkg.processes`` stay light. The public API
+is what ``__all__`` lists.
 """
 
+from __future__ import annotations
+
+import importlib
 import os
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 # onnxruntime 1.32's Linux wheel ships Microsoft's 1DS telemetry (it posts usage events to
 # mobile.events.data.microsoft.com). This course sends no traffic beyond 127.0.0.1, so it is
@@ -14,11 +19,26 @@ from importlib.metadata import PackageNotFoundError, version
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 from course_pkg import paths
-from course_pkg.checks import CheckResult, check
 
-try:
-    __version__ = version("course-pkg")
-except PackageNotFoundError:  # running from a source tree without `pip install -e .`
-    __version__ = "0.0.0+source"
+if TYPE_CHECKING:
+    from course_pkg.checks import CheckResult, check
+    from course_pkg.version import __version__
 
+_EXPORTS = {
+    "CheckResult": "course_pkg.checks",
+    "check": "course_pkg.checks",
+    "__version__": "course_pkg.version",
+}
 __all__ = ["CheckResult", "__version__", "check", "paths"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'course_pkg' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

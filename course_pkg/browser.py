@@ -16,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from typing import Any
+
+from course_pkg.processes import poll_until
 
 INSTALL = "apt-get install chromium chromium-driver (Debian's matched browser and driver)"
 
@@ -64,14 +65,13 @@ def chromium(width: int = 1280, height: int = 1000) -> Iterator[Any]:
 
 def wait_until(condition: Any, what: str, timeout: float = 30.0) -> Any:
     """Poll ``condition()`` until it returns something truthy (pages render late)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):  # the page may be mid-render
-            value = condition()
-            if value:
-                return value
-        time.sleep(0.2)
-    raise TimeoutError(f"{what} did not happen in {timeout:g} s")
+    try:
+        # any exception: the page may be mid-render (a stale element, one not there yet)
+        return poll_until(
+            condition, timeout=timeout, what=what, interval=0.2, retry_on=(Exception,)
+        )
+    except TimeoutError:
+        raise TimeoutError(f"{what} did not happen in {timeout:g} s") from None
 
 
 def page_text(browser: Any) -> str:

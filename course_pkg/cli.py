@@ -1,7 +1,19 @@
 """``course-pkg``: the command line of the reference implementation.
 
 Each subcommand imports what it needs when it runs, so ``course-pkg --help`` stays instant.
-Exit codes: 0 success, 1 the thing checked is not OK (doctor, data verify), 2 usage errors.
+
+Exit codes, one map (``EXIT_CODES``, applied in ``main``):
+
+- 0: success.
+- 1: the thing checked or attempted is not OK: doctor or ``data verify`` find a problem, a
+  package fails verification (``ArtifactError``), an export fails parity (``ParityError``),
+  ``scan`` finds code that would run, Docker, a registry or Redis refuses (``CommandFailed``).
+- 2: usage: a flag or argument the command cannot use (``UsageError``, argparse's own errors,
+  a flag of another model), a named input that does not exist, an output that exists
+  without ``--overwrite``, a value that does not parse (``ValueError``).
+
+Handlers return 0 or 1 for their own verdicts and raise for everything else; an exception
+outside the map is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +23,26 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from course_pkg.errors import CommandFailed, CourseError, UsageError
+
+# (exception, exit code), first match wins: ValueError before CourseError, so a CourseError
+# that is also a ValueError (InputError, UsageError) is a usage error.
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (UsageError, 2),
+    (FileExistsError, 2),  # an output exists and --overwrite was not given
+    (FileNotFoundError, 2),  # a named input does not exist
+    (IsADirectoryError, 2),
+    (NotADirectoryError, 2),
+    (ValueError, 2),  # a value the command cannot use (pydantic's ValidationError too)
+    (CourseError, 1),  # verification, parity, external commands
+    (OSError, 1),  # other I/O failures: disk full, permissions
+)
+
+
+def exit_code(error: BaseException) -> int | None:
+    """The exit code for an error a user can cause; None for anything else (a bug)."""
+    return next((code for kind, code in EXIT_CODES if isinstance(error, kind)), None)
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -46,11 +78,9 @@ def _data_transactions(args: argparse.Namespace) -> int:
     from course_pkg.datasets import write_transactions
 
     if args.rows < 0:
-        print("error: --rows must be ≥ 0", file=sys.stderr)
-        return 2
+        raise UsageError("--rows must be ≥ 0")
     if args.out.suffix.lower() not in {".csv", ".parquet"}:
-        print(f"error: --out {args.out}: use a .csv or .parquet file name", file=sys.stderr)
-        return 2
+        raise UsageError(f"--out {args.out}: use a .csv or .parquet file name")
     started = time.perf_counter()
     write_transactions(args.out, args.rows, seed=args.seed)
     seconds = time.perf_counter() - started
@@ -59,29 +89,54 @@ def _data_transactions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
-    from course_pkg.training import package_churn
+# What each model's trainer takes beyond --out/--version/--overwrite/--sign-key (which all
+# honour): --seed everywhere, --estimator where there is a choice, --formats for churn only.
+_DIGITS_ESTIMATORS = ("logreg", "mlp")
 
-    if args.model in ("digits", "fraud"):
-        return _train_other(args)
-    if args.model != "churn":
-        print(
-            f"error: unknown model {args.model!r}; choose churn, digits or fraud", file=sys.stderr
-        )
-        return 2
-    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
-    try:
-        package = package_churn(
-            args.out,
-            estimator=args.estimator,
-            version=args.version,
-            seed=args.seed,
-            formats=formats,
-            overwrite=args.overwrite,
-        )
-    except (ValueError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+
+def _train_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments for the chosen model's trainer; a flag it would ignore is refused."""
+    from course_pkg.training import ESTIMATORS
+
+    estimators = {"churn": ESTIMATORS, "digits": _DIGITS_ESTIMATORS, "fraud": ()}
+    if args.model not in estimators:
+        raise UsageError(f"unknown model {args.model!r}; choose churn, digits or fraud")
+    options: dict[str, Any] = {"version": args.version, "overwrite": args.overwrite}
+    if args.seed is not None:
+        options["seed"] = args.seed
+    if args.estimator is not None:
+        allowed = estimators[args.model]
+        if not allowed:
+            raise UsageError(
+                f"--estimator applies to churn ({', '.join(ESTIMATORS)}) and digits "
+                f"({', '.join(_DIGITS_ESTIMATORS)}); fraud has one estimator (logistic regression)"
+            )
+        if args.estimator not in allowed:
+            raise UsageError(
+                f"--estimator {args.estimator!r}: {args.model} takes {', '.join(allowed)}"
+            )
+        options["estimator"] = args.estimator
+    if args.formats is not None:
+        if args.model != "churn":
+            raise UsageError(
+                f"--formats applies to churn only; {args.model} is always packaged as onnx + skops"
+            )
+        options["formats"] = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    if args.sign_key is not None and not args.sign_key.is_file():
+        raise UsageError(f"--sign-key {args.sign_key}: no such file (`course-pkg keygen`)")
+    return options
+
+
+def _train(args: argparse.Namespace) -> int:
+    from course_pkg import training
+
+    options = _train_options(args)  # before training: a refused flag costs no time
+    builders: dict[str, Callable[..., Any]] = {
+        "churn": training.package_churn,
+        "digits": training.package_digits,
+        "fraud": training.package_fraud,
+    }
+    package = builders[args.model](args.out, **options)
     manifest = package.manifest
     print(f"packaged {manifest['name']} {manifest['version']} → {package.path}")
     for name, entry in sorted(manifest["files"].items()):
@@ -93,8 +148,7 @@ def _train(args: argparse.Namespace) -> int:
         try:
             sign_package(package.path, args.sign_key)
         except (ArtifactError, OSError) as error:
-            print(f"error: the package was written but not signed: {error}", file=sys.stderr)
-            return 1
+            raise CommandFailed(f"the package was written but not signed: {error}") from error
         print(f"  signed with {args.sign_key} (model.sig)")
     return 0
 
@@ -102,47 +156,33 @@ def _train(args: argparse.Namespace) -> int:
 def _keygen(args: argparse.Namespace) -> int:
     from course_pkg.artifacts import generate_keypair
 
-    try:
-        private, public = generate_keypair(args.out)
-    except FileExistsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    private, public = generate_keypair(args.out)
     print(f"private key: {private} (keep it secret, mode 0600)\npublic key:  {public}")
     return 0
 
 
 def _sign(args: argparse.Namespace) -> int:
-    from course_pkg.artifacts import ArtifactError, sign_package, upgrade_signature, verify_package
+    from course_pkg.artifacts import sign_package, upgrade_signature, verify_package
 
-    try:
-        if args.upgrade:
-            if args.legacy_key is None:
-                print(
-                    "error: --upgrade needs --legacy-key OLD.pub (the Ed25519 public key that "
-                    "verifies the manifest.sig being replaced)",
-                    file=sys.stderr,
-                )
-                return 2
-            target = upgrade_signature(args.package, args.key, args.legacy_key)
-        else:
-            verify_package(args.package)  # never sign a package that does not match its manifest
-            target = sign_package(args.package, args.key)
-    except (ArtifactError, OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    if args.upgrade and args.legacy_key is None:
+        raise UsageError(
+            "--upgrade needs --legacy-key OLD.pub (the Ed25519 public key that verifies the "
+            "manifest.sig being replaced)"
+        )
+    if args.upgrade:
+        target = upgrade_signature(args.package, args.key, args.legacy_key)
+    else:
+        verify_package(args.package)  # never sign a package that does not match its manifest
+        target = sign_package(args.package, args.key)
     replaced = " (replaced manifest.sig)" if args.upgrade else ""
     print(f"signed: {target} (OpenSSF model-signing bundle){replaced}")
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from course_pkg.artifacts import ArtifactError, verify_package
+    from course_pkg.artifacts import verify_package
 
-    try:
-        manifest = verify_package(args.package, args.key)
-    except ArtifactError as error:
-        print(f"FAIL {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
+    manifest = verify_package(args.package, args.key)
     signed = "signature valid, " if args.key else "not checking a signature (no --key), "
     print(
         f"OK {manifest['name']} {manifest['version']}: {signed}{len(manifest['files'])} files match"
@@ -166,8 +206,8 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _export_onnx(args: argparse.Namespace) -> int:
-    from course_pkg.artifacts import ArtifactError
-    from course_pkg.onnx_export import ParityError, describe, export_package
+    from course_pkg.artifacts import export_package
+    from course_pkg.onnx_export import describe
 
     frame = None
     if args.parity_data is not None:
@@ -176,22 +216,10 @@ def _export_onnx(args: argparse.Namespace) -> int:
         try:
             frame = pd.read_csv(args.parity_data)
         except (OSError, ValueError) as error:
-            print(f"error: --parity-data {args.parity_data}: {error}", file=sys.stderr)
-            return 2
-    try:
-        package = export_package(
-            args.package,
-            args.out,
-            public_key=args.key,
-            parity_frame=frame,
-            overwrite=args.overwrite,
-        )
-    except ParityError as error:
-        print(f"FAIL {error}", file=sys.stderr)
-        return 1
-    except (ArtifactError, ValueError, FileExistsError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+            raise UsageError(f"--parity-data {args.parity_data}: {error}") from error
+    package = export_package(
+        args.package, args.out, public_key=args.key, parity_frame=frame, overwrite=args.overwrite
+    )
     parity = package.manifest["extra"]["parity"]
     print(f"exported {package.manifest['name']} {package.manifest['version']} → {package.path}")
     print(
@@ -207,15 +235,12 @@ def _inspect_onnx(args: argparse.Namespace) -> int:
 
     try:
         print(describe(args.model).as_text())
-    except (OSError, ValueError) as error:
-        print(f"error: {args.model}: {error}", file=sys.stderr)
-        return 2
+    except (OSError, ValueError) as error:  # not a file, or not an ONNX model: the argument
+        raise UsageError(f"{args.model}: {error}") from error
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from course_pkg.serving import ServerSettings, serve
 
     overrides = {
@@ -229,25 +254,19 @@ def _serve(args: argparse.Namespace) -> int:
         }.items()
         if value is not None
     }
-    try:
-        settings = ServerSettings(**overrides)
-        serve(args.model_dirs, settings)
-    except (ValidationError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    serve(args.model_dirs, ServerSettings(**overrides))  # ValidationError is a ValueError: 2
     return 0
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
     from redis.exceptions import RedisError
 
-    from course_pkg.artifacts import ArtifactError, load_public_key
+    from course_pkg.artifacts import load_public_key
     from course_pkg.serving import ServerSettings
     from course_pkg.serving.jobs import work
 
+    settings = ServerSettings(**({"public_key": args.key} if args.key else {}))
     try:
-        settings = ServerSettings(**({"public_key": args.key} if args.key else {}))
         work(
             args.model_dirs,
             args.redis_url or settings.redis_url or "redis://127.0.0.1:6379/0",
@@ -255,9 +274,8 @@ def _worker(args: argparse.Namespace) -> int:
             public_key=load_public_key(settings.public_key) if settings.public_key else None,
             require_signature=settings.require_signature,
         )
-    except (ValidationError, ArtifactError, FileNotFoundError, RedisError) as error:
-        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
+    except RedisError as error:
+        raise CommandFailed(f"Redis: {type(error).__name__}: {error}") from error
     return 0
 
 
@@ -265,30 +283,25 @@ def _batch_score(args: argparse.Namespace) -> int:
     import datetime as dt
     import time
 
-    from course_pkg.artifacts import ArtifactError
     from course_pkg.batch import score_file
 
     runs = 0
     while True:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
         output = Path(str(args.out).replace("{date}", stamp))
-        try:
-            summary = score_file(
-                args.package,
-                args.input,
-                output,
-                chunk_rows=args.chunk_rows,
-                workers=args.workers,
-                rejects_path=args.rejects,
-                resume=not args.no_resume,
-                progress=not args.quiet,
-                engine=args.engine,
-                address=args.address,
-                public_key=args.key,
-            )
-        except (ArtifactError, ValueError, FileNotFoundError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+        summary = score_file(
+            args.package,
+            args.input,
+            output,
+            chunk_rows=args.chunk_rows,
+            workers=args.workers,
+            rejects_path=args.rejects,
+            resume=not args.no_resume,
+            progress=not args.quiet,
+            engine=args.engine,
+            address=args.address,
+            public_key=args.key,
+        )
         print(summary.as_text())
         if summary.rejects:
             print(f"rejected rows and reasons: {summary.rejects}")
@@ -298,34 +311,16 @@ def _batch_score(args: argparse.Namespace) -> int:
         time.sleep(args.every)
 
 
-def _train_other(args: argparse.Namespace) -> int:
-    """digits and fraud: no estimator or format choice, ONNX + skops."""
-    from course_pkg import training
-
-    build: Callable[..., Any] = (
-        training.package_digits if args.model == "digits" else training.package_fraud
-    )
-    try:
-        package = build(args.out, version=args.version, overwrite=args.overwrite)
-    except (ValueError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"packaged {args.model} {package.manifest['version']} → {package.path}")
-    print("  metrics: " + ", ".join(f"{k}={v}" for k, v in package.manifest["metrics"].items()))
-    return 0
-
-
 def _image_build(args: argparse.Namespace) -> int:
     from course_pkg import containers
 
+    containers.prepare_context(args.model)
     try:
-        containers.prepare_context(args.model)
         built = containers.build_image(
             args.tag, base_image=args.base_image, build_base_image=args.build_image
         )
-    except (RuntimeError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except RuntimeError as error:
+        raise CommandFailed(f"docker build: {error}") from error
     print(
         f"built {built.tag} ({built.image_id[:19]}) in {built.seconds:.0f} s, "
         f"{built.size_bytes / 1e6:.0f} MB"
@@ -351,8 +346,7 @@ def _image_publish(args: argparse.Namespace) -> int:
             digest = containers.push(repository, tag)
             print(f"pushed {repository}:{tag}  {digest}")
     except Exception as error:  # docker SDK errors: no engine, no image, registry down
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        raise CommandFailed(str(error)) from error
     print(f"pull it exactly: docker pull {repository}@{digest}")
     return 0
 
@@ -360,15 +354,11 @@ def _image_publish(args: argparse.Namespace) -> int:
 def _kubernetes(args: argparse.Namespace) -> int:
     from course_pkg import kubernetes
 
-    try:
-        plan = kubernetes.plan_capacity(
-            args.peak_rps, args.per_core_rps, target_utilization=args.utilization
-        )
-        docs = kubernetes.manifests(args.image, plan)
-        kubernetes.validate(docs)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    plan = kubernetes.plan_capacity(
+        args.peak_rps, args.per_core_rps, target_utilization=args.utilization
+    )  # ValueError for an impossible plan: exit 2
+    docs = kubernetes.manifests(args.image, plan)
+    kubernetes.validate(docs)
     header = (
         "# Generated by: course-pkg kubernetes "
         f"--image {args.image} --peak-rps {args.peak_rps:g} --per-core-rps {args.per_core_rps:g}"
@@ -388,7 +378,7 @@ def _kubernetes(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from course_pkg import __version__
+    from course_pkg.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="course-pkg", description="Reference tools for packaging and serving ML models."
@@ -418,13 +408,17 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train and package the reference model")
     train.add_argument("model", help="churn (tabular), digits (images) or fraud (transactions)")
     train.add_argument("--out", type=Path, required=True, help="package directory to write")
-    train.add_argument("--estimator", choices=ESTIMATORS, default="logreg")
+    train.add_argument(
+        "--estimator",
+        help=f"churn: {', '.join(ESTIMATORS)} (default logreg); digits: "
+        f"{', '.join(_DIGITS_ESTIMATORS)} (default logreg); fraud: none to choose",
+    )
     train.add_argument("--version", default="1.0.0", help="semantic version (default 1.0.0)")
-    train.add_argument("--seed", type=int, default=SEED)
+    train.add_argument("--seed", type=int, help=f"training seed (default {SEED})")
     train.add_argument(
         "--formats",
-        default=",".join(DEFAULT_FORMATS),
-        help="comma-separated: onnx, skops, pickle, joblib, joblib-compressed (first is served)",
+        help="churn only, comma-separated: onnx, skops, pickle, joblib, joblib-compressed "
+        f"(first is served; default {','.join(DEFAULT_FORMATS)}); digits and fraud: onnx + skops",
     )
     train.add_argument("--sign-key", type=Path, help="private key to sign the package with")
     train.add_argument("--overwrite", action="store_true", help="replace an existing package")
@@ -549,8 +543,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    args = build_parser().parse_args(argv)  # argparse exits 2 on its own usage errors
+    try:
+        return int(args.func(args))
+    except Exception as error:
+        code = exit_code(error)
+        if code is None:
+            raise  # a bug: keep the traceback
+        plain = code == 2 or isinstance(error, CommandFailed)
+        print(
+            f"error: {error}" if plain else f"FAIL {type(error).__name__}: {error}", file=sys.stderr
+        )
+        return code
 
 
 if __name__ == "__main__":

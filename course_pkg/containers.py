@@ -23,10 +23,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from course_pkg import paths
 from course_pkg.lifecycle import Managed
+from course_pkg.processes import LocalServer, http_ready, poll_until
 
 SERVE_LOCK = paths.ROOT / "requirements-serve.lock"
 SERVE_WHEELHOUSE = paths.BUILD / "wheelhouse-serve"
@@ -90,8 +91,8 @@ def git_revision() -> str:
 
 def build_args(model_dir: Path = MODEL_CONTEXT) -> dict[str, str]:
     """The Dockerfile's ARGs: versions for the OCI labels, the baked model's identity."""
-    from course_pkg import __version__
     from course_pkg.artifacts.manifest import read_manifest
+    from course_pkg.version import __version__
 
     manifest = read_manifest(model_dir)
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
@@ -199,49 +200,38 @@ def pull_by_digest(repository: str, digest: str) -> Any:
     return client().images.pull(f"{repository}@{digest}")
 
 
-class LocalRegistry(Managed):
+class LocalRegistry(LocalServer):
     """Debian's ``docker-registry`` (distribution 2.8) on 127.0.0.1, storage in a temp dir."""
 
-    def __init__(self, port: int = 5000, binary: str = "docker-registry") -> None:
-        self.port = port
+    what = "docker-registry"
+
+    def __init__(
+        self, port: int = 5000, binary: str = "docker-registry", startup_timeout: float = 20.0
+    ) -> None:
         self.address = f"127.0.0.1:{port}"
         self.binary = binary
         self.root = Path(tempfile.mkdtemp(prefix="course-registry-"))
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: Any = None
+        config = self.root / "config.yml"
+        super().__init__(
+            [binary, "serve", str(config)],
+            port=port,
+            ready_path="/v2/",
+            startup_timeout=startup_timeout,
+        )
 
-    def start(self, timeout: float = 20.0) -> LocalRegistry:
-        import httpx
-
+    def start(self) -> Self:
         if shutil.which(self.binary) is None:
             raise FileNotFoundError(
                 f"{self.binary} not found: `apt-get install docker-registry` (Debian package)"
             )
-        config = self.root / "config.yml"
-        config.write_text(
+        (self.root / "config.yml").write_text(
             "version: 0.1\n"
             "log:\n  level: warn\n"
             f"storage:\n  filesystem:\n    rootdirectory: {self.root / 'data'}\n"
             "  delete:\n    enabled: true\n"
             f"http:\n  addr: {self.address}\n"
         )
-        self._log = (self.root / "registry.log").open("wb")
-        self.process = subprocess.Popen(
-            [self.binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=self._log
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"registry exited: {(self.root / 'registry.log').read_text()[-1000:]}"
-                )
-            try:
-                if httpx.get(f"http://{self.address}/v2/", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(f"registry on {self.address} not ready after {timeout} s")
+        return super().start()
 
     def catalog(self) -> dict[str, Any]:
         import httpx
@@ -249,13 +239,12 @@ class LocalRegistry(Managed):
         answer: dict[str, Any] = httpx.get(f"http://{self.address}/v2/_catalog").json()
         return answer
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-        if self._log is not None:
-            self._log.close()
+    def stop(self, timeout: float = 10.0) -> int:
+        """Stop the registry and delete its storage (pushed images live only as long as it)."""
+        code = super().stop(timeout)
+        self.close()
         shutil.rmtree(self.root, ignore_errors=True)
+        return code
 
 
 # --------------------------------------------------------------------------- running
@@ -318,22 +307,24 @@ class ServerContainer(Managed):
 
 def wait_ready(url: str, timeout: float, container: Any = None) -> float:
     """Seconds until ``url``/health/ready answers 200 (raises with the logs on failure)."""
-    import httpx
-
     started = time.perf_counter()
-    while time.perf_counter() - started < timeout:
-        if container is not None:
-            container.reload()
-            if container.status in ("exited", "dead"):
-                logs = container.logs().decode(errors="replace")
-                raise RuntimeError(f"container exited:\n{logs[-2000:]}")
-        try:
-            if httpx.get(url + "/health/ready", timeout=0.5).status_code == 200:
-                return time.perf_counter() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.02)
-    raise TimeoutError(f"{url} not ready after {timeout} s")
+
+    def exited() -> str | None:
+        if container is None:
+            return None
+        container.reload()
+        if container.status not in ("exited", "dead"):
+            return None
+        return f"container exited:\n{container.logs().decode(errors='replace')[-2000:]}"
+
+    poll_until(
+        lambda: http_ready(url + "/health/ready"),
+        timeout=timeout,
+        what=url,
+        interval=0.02,  # the image benchmark measures time to ready with it
+        failed=exited,
+    )
+    return time.perf_counter() - started
 
 
 def image_config(image: str) -> dict[str, Any]:

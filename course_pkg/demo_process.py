@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from course_pkg.serving.process import ServerProcess, free_port
+from course_pkg.processes import LocalServer, free_port
 
 STREAMLIT_APP = Path(__file__).resolve().parent / "demos" / "streamlit_app.py"
 # Run a Space's app.py as Spaces does (in its folder, first on sys.path, as __main__), with
@@ -25,7 +25,7 @@ SPACE_LAUNCHER = (
 )
 
 
-class StreamlitApp(ServerProcess):
+class StreamlitApp(LocalServer):
     what = "streamlit"
 
     def __init__(self, *, env: dict[str, str] | None = None, port: int | None = None) -> None:
@@ -37,10 +37,10 @@ class StreamlitApp(ServerProcess):
             *("--server.fileWatcherType", "none", "--global.developmentMode", "false"),
             *("--client.toolbarMode", "viewer"),
         ]
-        super().__init__([], port=port, command=command, env=env, ready_path="/_stcore/health")
+        super().__init__(command, port=port, env=env, ready_path="/_stcore/health")
 
 
-class GradioApp(ServerProcess):
+class GradioApp(LocalServer):
     what = "gradio"
 
     def __init__(
@@ -62,4 +62,4 @@ class GradioApp(ServerProcess):
             "GRADIO_ANALYTICS_ENABLED": "False",
             **(env or {}),
         }
-        super().__init__([], port=port, command=command, env=settings, ready_path="/")
+        super().__init__(command, port=port, env=settings, ready_path="/")

@@ -20,7 +20,16 @@ class Managed:
         """Called after ``stop()`` when the ``with`` block ends."""
 
     def __enter__(self) -> Self:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            # ``__exit__`` never runs when ``__enter__`` raises: free what a half-done start
+            # made (a process, a temp log, a work directory), then report the start's error.
+            try:
+                self.stop()
+            finally:
+                self.close()
+            raise
 
     def __exit__(
         self,

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from course_pkg.serving.process import ServerProcess, free_port
+from course_pkg.processes import LocalServer, free_port, poll_until
 
 LOOPBACK_PREFIXES = ("127.0.0.1:", "localhost:", "[::1]:")
 
@@ -73,7 +73,7 @@ def p99_latency(job: str, window: str = "30s") -> str:
     return f"histogram_quantile(0.99, sum by (le) ({buckets}))"
 
 
-class PrometheusServer(ServerProcess):
+class PrometheusServer(LocalServer):
     """Debian's ``prometheus`` on 127.0.0.1 with a generated config and a temporary TSDB."""
 
     what = "prometheus"
@@ -100,9 +100,7 @@ class PrometheusServer(ServerProcess):
             f"--web.listen-address=127.0.0.1:{port}",
             "--log.level=warn",
         ]
-        super().__init__(
-            [], port=port, command=command, ready_path="/-/ready", startup_timeout=startup_timeout
-        )
+        super().__init__(command, port=port, ready_path="/-/ready", startup_timeout=startup_timeout)
         self.targets = dict(targets)
 
     def close(self) -> None:
@@ -157,10 +155,14 @@ class PrometheusServer(ServerProcess):
 
     def wait_for_scrape(self, job: str, timeout: float = 15.0, scrapes: int = 2) -> None:
         """Block until ``job`` has been scraped successfully ``scrapes`` times."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def scraped() -> bool:
             count = self.value(f'count_over_time(up{{job="{job}"}}[1h])')
-            if count is not None and count >= scrapes and self.targets_health().get(job) == "up":
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"prometheus has not scraped {job} {scrapes} times in {timeout} s")
+            return count is not None and count >= scrapes and self.targets_health().get(job) == "up"
+
+        try:
+            poll_until(scraped, timeout=timeout, what=f"{job}'s scrapes", interval=0.2)
+        except TimeoutError:
+            raise TimeoutError(
+                f"prometheus has not scraped {job} {scrapes} times in {timeout} s"
+            ) from None

@@ -97,17 +97,9 @@ def train_churn(estimator: str = "logreg", seed: int = SEED) -> TrainedModel:
 
 def churn_input_schema() -> list[dict[str, Any]]:
     """Column names, dtypes and allowed categories, in the order the model expects."""
-    from course_pkg.datasets import CATEGORIES, FEATURES, NUMERIC
+    from course_pkg.datasets.churn import churn_input_schema as schema
 
-    schema: list[dict[str, Any]] = []
-    for column in FEATURES:
-        if column in CATEGORIES:
-            schema.append(
-                {"name": column, "dtype": "string", "categories": list(CATEGORIES[column])}
-            )
-        else:
-            schema.append({"name": column, "dtype": NUMERIC[column]})
-    return schema
+    return schema()
 
 
 def churn_output_schema() -> dict[str, Any]:

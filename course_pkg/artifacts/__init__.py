@@ -1,4 +1,6 @@
-"""Model artifacts: formats, manifests, signatures and safe loading (notebooks 01-02)."""
+"""Model artifacts: formats, manifests, signatures and safe loading (notebooks 01-02).
+
+The layer above ``onnx_export``: the ``onnx`` format and the ONNX package workflow use it."""
 
 from course_pkg.artifacts.allowlist import DEFAULT as DEFAULT_ALLOWLIST
 from course_pkg.artifacts.allowlist import Allowlist
@@ -13,8 +15,8 @@ from course_pkg.artifacts.errors import (
     UnsupportedFormatError,
 )
 from course_pkg.artifacts.formats import compare_formats, load_model, save_model
-from course_pkg.artifacts.legacy_signing import LegacySignatureWarning, upgrade_signature
-from course_pkg.artifacts.loading import load_package
+from course_pkg.artifacts.legacy_signing import LegacySignatureWarning
+from course_pkg.artifacts.loading import load_onnx_package, load_package
 from course_pkg.artifacts.manifest import (
     ArtifactVersionWarning,
     Package,
@@ -22,8 +24,10 @@ from course_pkg.artifacts.manifest import (
     read_manifest,
     verify_package,
 )
+from course_pkg.artifacts.onnx_package import default_parity_frame, export_package
 from course_pkg.artifacts.pickle_scan import ScanReport, opcode_listing, scan_bytes
 from course_pkg.artifacts.safe_load import Verdict, safe_load, scan_file, sniff
+from course_pkg.artifacts.signature_upgrade import upgrade_signature
 from course_pkg.artifacts.signing import (
     generate_keypair,
     load_public_key,
@@ -49,8 +53,11 @@ __all__ = [
     "UnsupportedFormatError",
     "Verdict",
     "compare_formats",
+    "default_parity_frame",
+    "export_package",
     "generate_keypair",
     "load_model",
+    "load_onnx_package",
     "load_package",
     "load_public_key",
     "opcode_listing",

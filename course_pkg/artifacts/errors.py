@@ -1,6 +1,6 @@
 """The exceptions course_pkg.artifacts raises, in one place.
 
-ArtifactError                     anything wrong with a model artifact (catch this one)
+ArtifactError                     anything wrong with a model artifact (a CourseError: catch either)
 ├── UnsafeArtifactError           bytes that would import or call something not allowlisted
 ├── UnsupportedFormatError        not a format we know how to load safely
 │   └── MalformedArtifactError    a known format that does not parse (damaged zip, bad CRC, …)
@@ -13,8 +13,10 @@ ArtifactError                     anything wrong with a model artifact (catch th
 
 from __future__ import annotations
 
+from course_pkg.errors import CourseError
 
-class ArtifactError(Exception):
+
+class ArtifactError(CourseError):
     """Base class: a model artifact could not be used as it is."""
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 
 from course_pkg.artifacts.errors import MalformedArtifactError
 from course_pkg.artifacts.safe_load import safe_load
+from course_pkg.onnx_export import OnnxPredictor, export_sklearn
 
 FORMATS: dict[str, str] = {
     "pickle": "model.pkl",
@@ -67,8 +68,6 @@ def save_model(model: Any, path: Path, fmt: str, sample: pd.DataFrame | None = N
 
         skops.io.dump(model, path)
     elif fmt == "onnx":
-        from course_pkg.onnx_export import export_sklearn
-
         if sample is None:
             raise ValueError("ONNX export needs sample= a DataFrame with the input columns")
         path.write_bytes(export_sklearn(model, sample).SerializeToString())
@@ -80,8 +79,6 @@ def save_model(model: Any, path: Path, fmt: str, sample: pd.DataFrame | None = N
 def load_model(path: Path, fmt: str) -> Any:
     """Load safely: pickle-family and skops through ``safe_load``, ONNX with onnxruntime."""
     if fmt == "onnx":
-        from course_pkg.onnx_export import OnnxPredictor
-
         try:
             return OnnxPredictor(path)
         except Exception as error:  # onnxruntime's own errors: one ArtifactError contract

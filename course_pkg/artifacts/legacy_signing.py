@@ -13,11 +13,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -97,30 +94,3 @@ def verify_legacy_signature(package: Path, public_pem: bytes, source: str) -> st
         stacklevel=4,
     )
     return expected
-
-
-def upgrade_signature(package: Path, private_key: Any, legacy_public_key: Any) -> Path:
-    """Replace a verified ``manifest.sig`` by a model-signing ``model.sig``; returns it.
-
-    The old signature and every hash are checked first (a tampered package is never re-signed).
-    ``manifest.sig`` is moved out while signing, so the new signature does not cover it, and
-    put back if signing fails: the package always carries one valid signature.
-    """
-    from course_pkg.artifacts.manifest import verify_package
-    from course_pkg.artifacts.signing import load_public_key, sign_package
-
-    package = Path(package)
-    if not (package / SIGNATURE).exists():
-        raise SignatureError(f"{package}: no {SIGNATURE} to upgrade")
-    legacy = load_public_key(legacy_public_key)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LegacySignatureWarning)  # upgrading is the fix
-        verify_package(package, legacy)
-    with tempfile.TemporaryDirectory(dir=package.parent) as tmp:
-        aside = Path(tmp) / SIGNATURE
-        shutil.move(package / SIGNATURE, aside)
-        try:
-            return sign_package(package, private_key)
-        except BaseException:
-            shutil.move(aside, package / SIGNATURE)
-            raise

@@ -15,6 +15,7 @@ from course_pkg.artifacts.manifest import (
     verify_package,
     warn_on_version_mismatch,
 )
+from course_pkg.onnx_export.predictor import OnnxPredictor
 
 _FORMAT_BY_FILE = {file: fmt for fmt, file in FORMATS.items()}
 _RELEVANT = {
@@ -43,6 +44,27 @@ def load_package(
     warn_on_version_mismatch(manifest, _RELEVANT.get(fmt, _DEFAULT_RELEVANT))
     model = _load_translating_sklearn_warnings(path / name, fmt, manifest)
     return model, Package(path, manifest)
+
+
+def load_onnx_package(package: str | Path, public_key: Any = None, **options: Any) -> OnnxPredictor:
+    """Verify a package (hashes, and signature with ``public_key``) and open its ONNX file.
+
+    ``options`` go to ``OnnxPredictor`` (threads, ``unknown_categories``); the package's input
+    schema becomes the predictor's, and its manifest is kept on ``predictor.manifest``.
+    ``OnnxPredictor.from_package`` is this function under the name the notebooks use.
+    """
+    path = Path(package)
+    manifest = verify_package(path, public_key)
+    onnx_files = [name for name in manifest["files"] if name.endswith(".onnx")]
+    if not onnx_files:
+        raise UnsupportedFormatError(
+            f"{path} has no .onnx file; run `course-pkg export-onnx {path} --out DIR`"
+        )
+    name = manifest["model_file"] if manifest["model_file"] in onnx_files else onnx_files[0]
+    warn_on_version_mismatch(manifest, ("onnxruntime",))
+    predictor = OnnxPredictor(path / name, schema=manifest.get("input_schema") or None, **options)
+    predictor.manifest = manifest
+    return predictor
 
 
 def _load_translating_sklearn_warnings(path: Path, fmt: str, manifest: dict[str, Any]) -> Any:

@@ -2,7 +2,9 @@
 
 The new package keeps the source's name, version, schemas, metrics and training record, and
 adds where it came from (the source manifest's sha256, also written into the ONNX file's
-``metadata_props``) and the parity report that allowed it to exist.
+``metadata_props``) and the parity report that allowed it to exist. A package-to-package
+workflow, so it lives in artifacts (which uses the ONNX codec in ``onnx_export``, never the
+other way round).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from typing import Any
 import pandas as pd
 
 from course_pkg.artifacts.formats import FORMATS
+from course_pkg.artifacts.loading import load_package
 from course_pkg.artifacts.manifest import Package, package_model, read_manifest
 from course_pkg.artifacts.signing import MANIFEST
 from course_pkg.datasets.checksums import sha256_file
+from course_pkg.datasets.churn import SEED, churn_input_schema, load_churn, split_churn
 from course_pkg.onnx_export.parity import PROBA_ATOL, check_parity
 from course_pkg.onnx_export.sklearn_export import TARGET_OPSET, export_sklearn
 
@@ -36,9 +40,6 @@ def _source_file(manifest: dict[str, Any], package: Path) -> str:
 
 def default_parity_frame(manifest: dict[str, Any]) -> pd.DataFrame:
     """The churn test split, when the package is a churn model; otherwise ask for data."""
-    from course_pkg.datasets import load_churn, split_churn
-    from course_pkg.training import SEED, churn_input_schema
-
     if manifest.get("input_schema") != churn_input_schema():
         raise ValueError(
             "this package is not a course churn model, so there is no default held-out data "
@@ -59,8 +60,6 @@ def export_package(
     overwrite: bool = False,
 ) -> Package:
     """Verify and safely load ``package``, export it, check parity, write ``out_dir``."""
-    from course_pkg.artifacts.loading import load_package
-
     source = Path(package)
     # the manifest only names the file to load; load_package verifies every hash (and the
     # signature) before it deserialises anything, and its manifest is the one used below

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from course_pkg.errors import CourseError
+
 REGISTRY: dict[str, Callable[[Any], str | None]] = {}
 # exercise id → dotted names of course_pkg code an answer must neither be nor run (the
 # course's own implementation of what the exercise asks for). Names, not objects: the list
@@ -14,7 +16,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {}
 F = TypeVar("F", bound=Callable[[Any], str | None])
 
 
-class CheckFailed(Exception):
+class CheckFailed(CourseError):
     """Raised by a check with a hint for the student (the message is shown as is)."""
 
 

@@ -11,7 +11,7 @@ Column meanings: ``datasets/README.md``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -124,6 +124,19 @@ def write_churn(path: Path = paths.CHURN_CSV, n: int = N_CUSTOMERS, seed: int = 
     path.parent.mkdir(parents=True, exist_ok=True)
     generate_churn(n, seed).to_csv(path, index=False, float_format="%.2f", lineterminator="\n")
     return path
+
+
+def churn_input_schema() -> list[dict[str, Any]]:
+    """Column names, dtypes and allowed categories, in the order the model expects."""
+    schema: list[dict[str, Any]] = []
+    for column in FEATURES:
+        if column in CATEGORIES:
+            schema.append(
+                {"name": column, "dtype": "string", "categories": list(CATEGORIES[column])}
+            )
+        else:
+            schema.append({"name": column, "dtype": NUMERIC[column]})
+    return schema
 
 
 def churn_dtypes() -> dict[str, str]:

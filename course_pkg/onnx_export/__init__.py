@@ -6,13 +6,15 @@
     OnnxPredictor                          tuned onnxruntime session; DataFrame or records in
     describe(model)                        inputs, outputs, opsets, op counts, size
     runtime_max_opset()                    newest opset the installed onnxruntime loads
-    export_package(package, out_dir)       a packaged sklearn model → a packaged ONNX model
+
+The codec only: nothing here imports artifacts (which uses it for the ``onnx`` format), except
+``OnnxPredictor.from_package``, a lazy alias of ``artifacts.load_onnx_package`` kept for the
+notebooks. The package-to-package workflow is ``course_pkg.artifacts.export_package``.
 
 Why the numbers enter as float64 (and trees still run in float32): see ``sklearn_export``.
 """
 
 from course_pkg.onnx_export.inspect import OnnxSummary, describe, runtime_max_opset
-from course_pkg.onnx_export.package import export_package
 from course_pkg.onnx_export.parity import (
     PROBA_ATOL,
     ParityError,
@@ -35,7 +37,6 @@ __all__ = [
     "check_parity",
     "check_torch_parity",
     "describe",
-    "export_package",
     "export_sklearn",
     "export_torch",
     "onnx_feeds",

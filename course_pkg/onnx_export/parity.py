@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from course_pkg.errors import CourseError
+
 PROBA_ATOL = 1e-5
 
 
-class ParityError(AssertionError):
+class ParityError(CourseError, AssertionError):
     """The exported model disagrees with the original beyond tolerance (see ``report``)."""
 
     def __init__(self, report: ParityReport) -> None:

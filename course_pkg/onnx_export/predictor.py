@@ -25,10 +25,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from course_pkg.errors import CourseError, ErrorDetail
+
 _OPTIMIZATION = {"disable": 0, "basic": 1, "extended": 2, "all": 99}
 
 
-def describe_problems(problems: list[dict[str, Any]], limit: int) -> str:
+def describe_problems(problems: list[ErrorDetail], limit: int) -> str:
     """``field (row N): message; …`` for the first ``limit`` problems (errors and messages)."""
     return "; ".join(
         f"{p.get('field')}"
@@ -38,10 +40,10 @@ def describe_problems(problems: list[dict[str, Any]], limit: int) -> str:
     )
 
 
-class InputError(ValueError):
+class InputError(CourseError, ValueError):
     """The input does not fit the model; ``problems`` lists every issue found (field, message)."""
 
-    def __init__(self, problems: list[dict[str, Any]]) -> None:
+    def __init__(self, problems: list[ErrorDetail]) -> None:
         self.problems = problems
         shown = describe_problems(problems, 10)
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
@@ -81,12 +83,15 @@ def to_frame(data: pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any
         return pd.DataFrame([dict(data)])
     if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
         if not all(isinstance(row, Mapping) for row in data):
-            raise InputError([{"field": "(body)", "message": "expected a list of records"}])
+            raise InputError(
+                [{"field": "(body)", "row": None, "message": "expected a list of records"}]
+            )
         return pd.DataFrame([dict(row) for row in data])
     raise InputError(
         [
             {
                 "field": "(body)",
+                "row": None,
                 "message": f"expected records or a DataFrame, got {type(data).__name__}",
             }
         ]
@@ -144,28 +149,19 @@ class OnnxPredictor:
     def from_package(
         cls, package: str | Path, public_key: Any = None, **options: Any
     ) -> OnnxPredictor:
-        """Verify a package (hashes, and signature with ``public_key``) and open its ONNX file."""
-        from course_pkg.artifacts.manifest import verify_package, warn_on_version_mismatch
+        """Verify a package and open its ONNX file: ``artifacts.load_onnx_package``.
 
-        path = Path(package)
-        manifest = verify_package(path, public_key)
-        onnx_files = [name for name in manifest["files"] if name.endswith(".onnx")]
-        if not onnx_files:
-            from course_pkg.artifacts.errors import UnsupportedFormatError
+        Kept here because the notebooks and docs call it by this name; the work (and the
+        import of artifacts, the layer above) happens in ``course_pkg.artifacts.loading``.
+        """
+        from course_pkg.artifacts.loading import load_onnx_package
 
-            raise UnsupportedFormatError(
-                f"{path} has no .onnx file; run `course-pkg export-onnx {path} --out DIR`"
-            )
-        name = manifest["model_file"] if manifest["model_file"] in onnx_files else onnx_files[0]
-        warn_on_version_mismatch(manifest, ("onnxruntime",))
-        predictor = cls(path / name, schema=manifest.get("input_schema") or None, **options)
-        predictor.manifest = manifest
-        return predictor
+        return load_onnx_package(package, public_key, **options)
 
     # ------------------------------------------------------------------ validation
-    def problems(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    def problems(self, frame: pd.DataFrame) -> list[ErrorDetail]:
         """Every reason ``frame`` cannot be scored (empty list: it can)."""
-        found: list[dict[str, Any]] = []
+        found: list[ErrorDetail] = []
         if len(frame) == 0:
             return [{"field": "(body)", "row": None, "message": "no rows: send at least one"}]
         if self.tensor_input is not None:
@@ -236,7 +232,7 @@ class OnnxPredictor:
         name, width = self.tensor_input
         values = np.asarray(matrix, dtype=np.float64)
         if validate:
-            problems: list[dict[str, Any]] = []
+            problems: list[ErrorDetail] = []
             if values.ndim != 2 or values.shape[0] == 0 or values.shape[1] != width:
                 problems.append(
                     {
@@ -283,7 +279,7 @@ def _rows(mask: np.ndarray) -> list[int]:
     return [int(i) for i in np.flatnonzero(mask)[:MAX_PROBLEMS]]
 
 
-def _number_problems(name: str, column: pd.Series) -> list[dict[str, Any]]:
+def _number_problems(name: str, column: pd.Series) -> list[ErrorDetail]:
     """Numbers must be real, finite numbers (vectorised for numeric columns)."""
     if pd.api.types.is_bool_dtype(column.dtype):
         return [{"field": name, "row": None, "message": "booleans are not numbers"}]
@@ -293,7 +289,7 @@ def _number_problems(name: str, column: pd.Series) -> list[dict[str, Any]]:
             {"field": name, "row": row, "message": f"{values[row]} is not allowed (finite only)"}
             for row in _rows(~np.isfinite(values))
         ]
-    found = []
+    found: list[ErrorDetail] = []
     for row, value in enumerate(column.tolist()):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
             found.append({"field": name, "row": row, "message": f"{value!r} is not a number"})
@@ -306,15 +302,13 @@ def _number_problems(name: str, column: pd.Series) -> list[dict[str, Any]]:
     return found
 
 
-def _string_problems(
-    name: str, column: pd.Series, allowed: list[str] | None
-) -> list[dict[str, Any]]:
+def _string_problems(name: str, column: pd.Series, allowed: list[str] | None) -> list[ErrorDetail]:
     """Strings must be strings, and one of ``allowed`` when the schema lists categories."""
     if isinstance(column.dtype, pd.StringDtype):  # pandas' own string dtype: only NA to find
         is_text = column.notna().to_numpy(dtype=bool)
     else:
         is_text = column.map(lambda value: isinstance(value, str)).to_numpy(dtype=bool)
-    found = [
+    found: list[ErrorDetail] = [
         {"field": name, "row": row, "message": _not_text(column.iloc[row])}
         for row in _rows(~is_text)
     ]

@@ -15,10 +15,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from course_pkg.serving.process import ServerProcess, free_port
+from course_pkg.processes import LocalServer, free_port
 
 
-class AzureMLServer(ServerProcess):
+class AzureMLServer(LocalServer):
     what = "azmlinfsrv"
 
     def __init__(
@@ -41,9 +41,8 @@ class AzureMLServer(ServerProcess):
             *("--port", str(port)),
         ]
         super().__init__(
-            [],
+            command,
             port=port,
-            command=command,
             env={"AML_APP_ROOT": str(folder)},  # as in Azure: the code folder is importable
             ready_path="/",
             startup_timeout=startup_timeout,

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from course_pkg.serving.process import ServerProcess, free_port
+from course_pkg.processes import LocalServer, free_port
 
 
 def save_churn_mlflow(out_dir: Path, package_dir: Path | None = None) -> Path:
@@ -67,7 +67,7 @@ def model_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in names]
 
 
-class MlflowServer(ServerProcess):
+class MlflowServer(LocalServer):
     """``mlflow models serve -m DIR --env-manager local`` on 127.0.0.1, one worker."""
 
     what = "mlflow models serve"
@@ -95,9 +95,8 @@ class MlflowServer(ServerProcess):
             **(env or {}),
         }
         super().__init__(
-            [],
+            command,
             port=port,
-            command=command,
             env=environment,
             ready_path="/ping",
             startup_timeout=startup_timeout,

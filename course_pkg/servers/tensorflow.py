@@ -30,8 +30,8 @@ import numpy as np
 from fastapi import FastAPI, Request  # module level: FastAPI resolves string annotations here
 from fastapi.responses import JSONResponse
 
+from course_pkg.processes import LocalServer, free_port
 from course_pkg.serving.errors import ApiError
-from course_pkg.serving.process import ServerProcess, free_port
 from course_pkg.serving.tfserving import request_data, servable_not_found
 
 TF_SERVING_IMAGE = "tensorflow/serving:2.19.0"  # the release line matching TensorFlow 2.19+
@@ -203,7 +203,7 @@ def app_from_env() -> Any:
     )
 
 
-class TFServingProcess(ServerProcess):
+class TFServingProcess(LocalServer):
     """``create_tf_app`` under uvicorn on 127.0.0.1, one worker."""
 
     what = "TF Serving REST (SavedModel)"
@@ -229,9 +229,8 @@ class TFServingProcess(ServerProcess):
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }
         super().__init__(
-            [],
+            command,
             port=port,
-            command=command,
             env=env,
             ready_path=f"/v1/models/{name}",
             startup_timeout=startup_timeout,

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from course_pkg.serving.process import ServerProcess, free_port
+from course_pkg.processes import LocalServer, free_port
 
 # The handler TorchServe runs for every request batch. Plain text on purpose: it is what goes
 # into the .mar archive, and what notebook 07's exercise asks students to write.
@@ -171,7 +171,7 @@ def archive_digits(model_store: Path, *, version: str = "1.0", seed: int = 7) ->
         )
 
 
-class TorchServeServer(ServerProcess):
+class TorchServeServer(LocalServer):
     """TorchServe on 127.0.0.1 (inference, management and metrics ports), foreground."""
 
     what = "torchserve"
@@ -233,9 +233,8 @@ class TorchServeServer(ServerProcess):
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         super().__init__(
-            [],
+            command,
             port=port,
-            command=command,
             env=env,
             startup_timeout=startup_timeout,
             command_prefix=command_prefix,  # e.g. taskset: the Java server and workers inherit it

@@ -5,12 +5,41 @@
 
 ``course-pkg serve MODEL_DIR... --port 8000 --workers 2`` runs it under uvicorn.
 Protocols and the error shape: docs/SERVING.md.
+
+The names below are imported when first used (PEP 562), so ``course_pkg.serving.process``
+and the other submodules do not pay for FastAPI, pandas and onnxruntime unless they use them.
 """
 
-from course_pkg.serving.app import create_app
-from course_pkg.serving.errors import ApiError
-from course_pkg.serving.registry import ModelRegistry, ServedModel
-from course_pkg.serving.runner import serve
-from course_pkg.serving.settings import ServerSettings
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from course_pkg.serving.app import create_app
+    from course_pkg.serving.errors import ApiError
+    from course_pkg.serving.registry import ModelRegistry, ServedModel
+    from course_pkg.serving.runner import serve
+    from course_pkg.serving.settings import ServerSettings
+
+_EXPORTS = {
+    "ApiError": "course_pkg.serving.errors",
+    "ModelRegistry": "course_pkg.serving.registry",
+    "ServedModel": "course_pkg.serving.registry",
+    "ServerSettings": "course_pkg.serving.settings",
+    "create_app": "course_pkg.serving.app",
+    "serve": "course_pkg.serving.runner",
+}
 __all__ = ["ApiError", "ModelRegistry", "ServedModel", "ServerSettings", "create_app", "serve"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'course_pkg.serving' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

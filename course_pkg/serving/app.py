@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from course_pkg import __version__
+from course_pkg.errors import ErrorDetail
 from course_pkg.serving import admin, jobs, kserve, mlflow_protocol, native, tfserving
 from course_pkg.serving.batching import MicroBatcher
 from course_pkg.serving.errors import ApiError, error_body
@@ -32,6 +32,7 @@ from course_pkg.serving.observability import AccessLog, Metrics, ObservabilityMi
 from course_pkg.serving.registry import ModelRegistry
 from course_pkg.serving.schema import RowSchema
 from course_pkg.serving.settings import ServerSettings
+from course_pkg.version import __version__
 
 LOG = logging.getLogger("course_pkg.serving")
 
@@ -235,7 +236,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, error: RequestValidationError) -> Response:
-        details = [
+        details: list[ErrorDetail] = [
             {"field": ".".join(str(p) for p in e["loc"]), "row": None, "message": e["msg"]}
             for e in error.errors()
         ]

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from course_pkg.errors import CourseError, ErrorDetail
 from course_pkg.onnx_export.predictor import describe_problems
 
 
-class ApiError(Exception):
+class ApiError(CourseError):
     """An error with an HTTP status, a stable machine code, a message and per-field details."""
 
     def __init__(
@@ -25,7 +26,7 @@ class ApiError(Exception):
         status: int,
         code: str,
         message: str,
-        details: list[dict[str, Any]] | None = None,
+        details: list[ErrorDetail] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
@@ -36,7 +37,7 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def invalid_input(details: list[dict[str, Any]], message: str | None = None) -> ApiError:
+def invalid_input(details: list[ErrorDetail], message: str | None = None) -> ApiError:
     count = len(details)
     summary = message or (
         f"{count} problem{'s' if count != 1 else ''} with the input: "

@@ -20,7 +20,6 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from course_pkg import __version__
 from course_pkg.serving.errors import ApiError
 from course_pkg.serving.http import (
     admit,
@@ -33,6 +32,7 @@ from course_pkg.serving.http import (
     settings_of,
 )
 from course_pkg.serving.registry import ServedModel
+from course_pkg.version import __version__
 
 router = APIRouter(prefix="/v2", tags=["kserve v2 protocol"])
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO
 
 import numpy as np
 import pandas as pd
 
+from course_pkg.errors import ErrorDetail
 from course_pkg.serving.errors import ApiError, invalid_input
 from course_pkg.serving.registry import ServedModel
 
@@ -52,12 +53,13 @@ def csv_chunks(source: IO[bytes], served: ServedModel, chunk_rows: int) -> Itera
 
 def validate_csv(source: IO[bytes], served: ServedModel, chunk_rows: int) -> int:
     """Pass 1: the number of rows, or a 422 listing problems (row numbers count from 0)."""
-    problems: list[dict[str, Any]] = []
+    problems: list[ErrorDetail] = []
     rows = 0
     for chunk in csv_chunks(source, served, chunk_rows):
         for problem in served.predictor.problems(chunk):
-            if problem.get("row") is not None:
-                problem = {**problem, "row": problem["row"] + rows}
+            row = problem["row"]
+            if row is not None:
+                problem = {**problem, "row": row + rows}
             problems.append(problem)
         rows += len(chunk)
         if len(problems) >= 100 or any(p.get("row") is None for p in problems):

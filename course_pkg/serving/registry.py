@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from course_pkg.errors import CourseError
 from course_pkg.onnx_export import OnnxPredictor
 from course_pkg.serving.errors import ApiError, not_found
 from course_pkg.serving.gateway import LATEST, STABLE, RoutingTable
 from course_pkg.serving.schema import RowSchema
 
 
-class AlreadyLoaded(ValueError):
+class AlreadyLoaded(CourseError, ValueError):
     """The package's name and version are already served."""
 
 

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AllowInfNan, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
+from course_pkg.errors import ErrorDetail
 from course_pkg.serving.errors import ApiError, invalid_input
 
 FiniteFloat = Annotated[float, Strict(), AllowInfNan(False)]
@@ -77,11 +78,13 @@ class RowSchema:
             raise invalid_input(self.problems(error)) from None
 
     @staticmethod
-    def problems(error: ValidationError) -> list[dict[str, Any]]:
-        found = []
+    def problems(error: ValidationError) -> list[ErrorDetail]:
+        found: list[ErrorDetail] = []
         for item in error.errors(include_url=False)[:100]:
             loc = list(item["loc"])
-            row = loc.pop(0) if loc and isinstance(loc[0], int) else None
+            row = loc[0] if loc and isinstance(loc[0], int) else None
+            if row is not None:
+                loc.pop(0)
             field = ".".join(str(part) for part in loc) or "(row)"
             message = item["msg"]
             if item["type"] == "finite_number" or (

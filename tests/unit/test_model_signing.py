@@ -310,9 +310,10 @@ def test_sign_refuses_a_legacy_package_without_upgrade(
 def test_every_loader_refuses_a_tampered_signed_package(
     signed: Path, keys: tuple[Path, Path], tmp_path: Path
 ) -> None:
+    from course_pkg.artifacts import export_package
     from course_pkg.batch import score_file
     from course_pkg.datasets import load_churn
-    from course_pkg.onnx_export import OnnxPredictor, export_package
+    from course_pkg.onnx_export import OnnxPredictor
     from course_pkg.serving.jobs import work
     from course_pkg.serving.registry import ModelRegistry
 

@@ -12,6 +12,7 @@ import onnx
 import pandas as pd
 import pytest
 
+from course_pkg.artifacts import export_package
 from course_pkg.onnx_export import (
     TARGET_OPSET,
     InputError,
@@ -19,7 +20,6 @@ from course_pkg.onnx_export import (
     ParityError,
     check_parity,
     describe,
-    export_package,
     export_sklearn,
     export_torch,
 )
