@@ -1,9 +1,18 @@
 """Kubernetes manifests for the server image, sized from measured throughput, schema-checked.
 
-    plan = plan_capacity(peak_rps=8_000, per_core_rps=4_000)     # measured, one worker/core
-    docs = manifests("course-model-server:1.0.0", plan)           # Deployment, Service, HPA, PDB
-    validate(docs)                                                # the API schemas, offline
-    print(to_yaml(docs))                                          # kubectl apply -f - (not here)
+    >>> plan = plan_capacity(peak_rps=8_000, per_core_rps=4_000)  # measured, one worker/core
+    >>> plan.replicas, plan.min_replicas, plan.max_replicas  # plan.explain() says why
+    (5, 2, 10)
+    >>> docs = manifests("course-model-server:1.0.0", plan)
+    >>> [doc["kind"] for doc in docs]
+    ['Deployment', 'Service', 'HorizontalPodAutoscaler', 'PodDisruptionBudget']
+    >>> validate(docs)  # the API schemas, offline; raises ValueError naming what is wrong
+    >>> print(to_yaml(docs))  # for kubectl apply -f - (not here)  # doctest: +ELLIPSIS
+    apiVersion: apps/v1
+    kind: Deployment
+    ...
+
+(tests/unit/test_docstring_examples.py runs these lines.)
 
 **Sizing.** One pod runs one server worker on one core (``COURSE_SERVE_WORKERS=1``): the
 process is single-threaded on its hot path, so a core is the unit of capacity, and the admin
