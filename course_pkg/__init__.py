@@ -8,9 +8,8 @@ is what ``__all__`` lists.
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # onnxruntime 1.32's Linux wheel ships Microsoft's 1DS telemetry (it posts usage events to
 # mobile.events.data.microsoft.com). This course sends no traffic beyond 127.0.0.1, so it is
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 from course_pkg import paths
+from course_pkg.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from course_pkg.checks import CheckResult, check
@@ -32,13 +32,4 @@ _EXPORTS = {
 __all__ = ["CheckResult", "__version__", "check", "paths"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'course_pkg' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -12,8 +12,9 @@ and the other submodules do not pay for FastAPI, pandas and onnxruntime unless t
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from course_pkg.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from course_pkg.serving.app import create_app
@@ -33,13 +34,4 @@ _EXPORTS = {
 __all__ = ["ApiError", "ModelRegistry", "ServedModel", "ServerSettings", "create_app", "serve"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'course_pkg.serving' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
