@@ -25,14 +25,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from typing import IO, Self, TypeVar
+from typing import IO, TYPE_CHECKING, Self, TypeVar
 
 from course_pkg.lifecycle import Managed
+
+if TYPE_CHECKING:
+    import subprocess
+
+# socket, subprocess and tempfile are imported where they are used: together they are most of
+# this module's import time, and a test that only polls needs none of them.
 
 T = TypeVar("T")
 
@@ -40,6 +43,8 @@ T = TypeVar("T")
 def free_port() -> int:
     """A port the OS says is free now. Another process may take it before the server binds;
     servers that fail to bind exit, and ``LocalServer.start`` reports that with their output."""
+    import socket
+
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -118,6 +123,9 @@ class LocalServer(Managed):
         self._final_output = ""
 
     def start(self) -> Self:
+        import subprocess
+        import tempfile
+
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self.process = subprocess.Popen(
             self.command,
@@ -157,6 +165,8 @@ class LocalServer(Managed):
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, wait for a graceful exit; SIGKILL the group if it does not come."""
+        import subprocess
+
         if self.process is None:
             return self.returncode or 0
         if self.process.poll() is None:
