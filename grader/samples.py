@@ -147,7 +147,7 @@ DELEGATIONS: dict[str, str] = {
     "def latency_percentiles(values):\n"
     "    import collections, numpy as np\n"
     "    r = LoadResult(np.asarray(values), np.asarray(values), collections.Counter(), 0, 1.0, 1)\n"
-    "    return {f'p{q}': r.percentile(q) for q in (50, 95, 99)}",
+    "    return {f'p{q}': LoadResult.percentile(r, q) for q in (50, 95, 99)}",
     "06": "from course_pkg.containers import tags_for\n"
     "def choose_tags(version, revision, model_version, release):\n"
     "    tags = tags_for(version, revision, model_version)\n"
