@@ -13,6 +13,7 @@ and the Gradio version named in the README's front matter; Azure ML runs ``score
 
 from __future__ import annotations
 
+import re
 import shutil
 from importlib import metadata
 from pathlib import Path
@@ -26,9 +27,20 @@ AZURE_FILES = ("__init__.py", "inference.py", "azureml_score.py")
 RUNTIME = ("numpy", "onnxruntime", "pillow")  # what course_demo imports besides the UI
 SPACE_COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
 SPACE_SDKS = {"gradio", "streamlit", "docker", "static"}
-# A documented inference base image (learn.microsoft.com: "Prebuilt Docker images for
-# inference"); the conda file builds Python 3.11 and the pinned packages on top of it.
-AZURE_INFERENCE_IMAGE = "mcr.microsoft.com/azureml/minimal-ubuntu22.04-py39-cpu-inference:latest"
+# Azure ML's Python 3.11 inference base (the azureml-assets environment
+# minimal-py311-inference). Deploy it by digest, as notebook 06 deploys by digest: a tag
+# such as :latest moves. No registry outside this machine answers here, so no digest could
+# be read and none is invented: the placeholder makes check_azure_deployment fail until
+# the deployer fills in the digest read from MCR (see AZURE_DIGEST_HOWTO).
+AZURE_INFERENCE_REPOSITORY = "mcr.microsoft.com/azureml/minimal-py311-inference"
+AZURE_DIGEST_PLACEHOLDER = "sha256:FILL-IN-THE-DIGEST"
+AZURE_INFERENCE_IMAGE = f"{AZURE_INFERENCE_REPOSITORY}@{AZURE_DIGEST_PLACEHOLDER}"
+AZURE_DIGEST_HOWTO = (
+    f"read it with `docker buildx imagetools inspect {AZURE_INFERENCE_REPOSITORY}:<tag>` "
+    "(tags: https://mcr.microsoft.com/v2/azureml/minimal-py311-inference/tags/list) and pass "
+    "build_azureml(..., image='REPOSITORY@sha256:<64 hex digits>')"
+)
+_DIGEST = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 
 
 def pins(names: tuple[str, ...]) -> list[str]:
@@ -128,7 +140,7 @@ def build_space(out: str | Path, churn: str | Path, digits: str | Path) -> Path:
     return out
 
 
-def azure_deployment(model_name: str) -> dict[str, Any]:
+def azure_deployment(model_name: str, image: str = AZURE_INFERENCE_IMAGE) -> dict[str, Any]:
     """The managed online deployment (``az ml online-deployment create -f deployment.yml``)."""
     return {
         "$schema": "https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json",
@@ -138,7 +150,7 @@ def azure_deployment(model_name: str) -> dict[str, Any]:
         "code_configuration": {"code": ".", "scoring_script": "score.py"},
         "environment": {
             "name": f"{model_name}-onnx",
-            "image": AZURE_INFERENCE_IMAGE,
+            "image": image,
             "conda_file": "environment/conda.yml",
         },
         "instance_type": "Standard_DS2_v2",
@@ -245,14 +257,21 @@ def check_azure_deployment(folder: str | Path) -> list[str]:
     problems += [
         f"{key}: {path} does not exist" for key, path in named.items() if not path.is_file()
     ]
+    image = deployment["environment"]["image"]
+    if not _DIGEST.match(image):
+        problems.append(f"environment.image: {image} is not pinned by digest; {AZURE_DIGEST_HOWTO}")
     endpoint = yaml.safe_load((folder / "endpoint.yml").read_text())
     if endpoint.get("name") != deployment["endpoint_name"]:
         problems.append("endpoint.yml's name differs from deployment.yml's endpoint_name")
     return problems
 
 
-def build_azureml(out: str | Path, package: str | Path) -> Path:
-    """score.py + course_demo + model/ + environment/conda.yml + endpoint and deployment."""
+def build_azureml(out: str | Path, package: str | Path, image: str = AZURE_INFERENCE_IMAGE) -> Path:
+    """score.py + course_demo + model/ + environment/conda.yml + endpoint and deployment.
+
+    ``image`` is the inference base, by digest; the default is a placeholder that
+    check_azure_deployment reports until it is filled in.
+    """
     import json
 
     out = Path(out)
@@ -278,5 +297,6 @@ def build_azureml(out: str | Path, package: str | Path) -> Path:
     (out / "environment" / "conda.yml").write_text(yaml.safe_dump(conda, sort_keys=False))
     name = manifest["name"]
     (out / "endpoint.yml").write_text(yaml.safe_dump(azure_endpoint(name), sort_keys=False))
-    (out / "deployment.yml").write_text(yaml.safe_dump(azure_deployment(name), sort_keys=False))
+    deployment = azure_deployment(name, image)
+    (out / "deployment.yml").write_text(yaml.safe_dump(deployment, sort_keys=False))
     return out

@@ -75,10 +75,16 @@ def _write_versions(environment: Any, **_: Any) -> None:
     options = environment.parsed_options
     if options is not None and options.versions_out:
         total = environment.stats.total
+        # One object at one moment: the summary's counts and latencies agree with each other
+        # (locust's --csv files are written on their own schedule and can lag behind).
         summary = {
             "requests": total.num_requests,
             "failures": total.num_failures,
             "versions": dict(VERSIONS),
+            "requests_per_s": round(total.total_rps, 1),
+            "median_ms": total.get_response_time_percentile(0.5),
+            "p95_ms": total.get_response_time_percentile(0.95),
+            "p99_ms": total.get_response_time_percentile(0.99),
         }
         Path(options.versions_out).write_text(json.dumps(summary, sort_keys=True))
 

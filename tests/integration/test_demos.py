@@ -161,7 +161,9 @@ def test_space_readme_checker_names_each_problem() -> None:
 @pytest.fixture(scope="module")
 def azure_folder(model_packages: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("azureml")
-    return deploy_folders.build_azureml(out, model_packages["churn"])
+    # A well-formed digest (the checker reads its shape; nothing is pulled here).
+    pinned = f"{deploy_folders.AZURE_INFERENCE_REPOSITORY}@sha256:{'0' * 64}"
+    return deploy_folders.build_azureml(out, model_packages["churn"], image=pinned)
 
 
 @pytest.fixture(scope="module")
@@ -191,8 +193,14 @@ def test_azure_scoring_script_under_azmlinfsrv(azure: AzureMLServer) -> None:
         assert response.status_code == 400 and words in response.json()["error"], response.text
 
 
-def test_azure_deployment_yaml_shape(azure_folder: Path, tmp_path: Path) -> None:
-    assert deploy_folders.check_azure_deployment(azure_folder) == []
+def test_azure_deployment_yaml_shape(
+    azure_folder: Path, model_packages: dict[str, Path], tmp_path: Path
+) -> None:
+    # The default image is a placeholder digest: the check refuses it, and a moving tag.
+    for n, image in enumerate((deploy_folders.AZURE_INFERENCE_IMAGE, "mcr.microsoft.com/x:latest")):
+        folder = deploy_folders.build_azureml(tmp_path / str(n), model_packages["churn"], image)
+        problems = deploy_folders.check_azure_deployment(folder)
+        assert len(problems) == 1 and f"{image} is not pinned by digest" in problems[0], problems
     broken = tmp_path / "broken"
     shutil.copytree(azure_folder, broken)
     deployment = yaml.safe_load((broken / "deployment.yml").read_text())
