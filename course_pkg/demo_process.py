@@ -28,10 +28,17 @@ SPACE_LAUNCHER = (
 class StreamlitApp(LocalServer):
     what = "streamlit"
 
-    def __init__(self, *, env: dict[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        script: str | Path = STREAMLIT_APP,
+    ) -> None:
+        """``script``: the course's app by default, or any Streamlit script (a student's)."""
         port = port or free_port()
         command = [
-            *(sys.executable, "-m", "streamlit", "run", str(STREAMLIT_APP)),
+            *(sys.executable, "-m", "streamlit", "run", str(script)),
             *("--server.address", "127.0.0.1", "--server.port", str(port)),
             *("--server.headless", "true", "--browser.gatherUsageStats", "false"),
             *("--server.fileWatcherType", "none", "--global.developmentMode", "false"),

@@ -7,9 +7,14 @@ Spaces reads it, and the Azure ML functions are called the way ``azmlinfsrv`` ca
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import io
 import json
 import os
 import tempfile
+import textwrap
+import warnings
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -165,3 +170,157 @@ def _azure_score(answer: Any) -> str:
     for name in AZURE_BAD_BODIES:
         expect(got[name], f"{name}: return {{'error': 'what was wrong'}} (no exception: a 500)")
     return "init loads from AZUREML_MODEL_DIR; run predicts and answers bad input with an error"
+
+
+# --- 3 · a Gradio app, and 4 · a Streamlit app, each driven in headless Chromium -------------
+# Both are self-checks only: grading them would need a browser and a web server inside the
+# sandbox, which the grading image does not have (docs/GRADING.md).
+
+NO_BROWSER = "headless Chromium is not installed: `apt-get install chromium chromium-driver`"
+
+
+def _churn_model_and_row() -> tuple[Any, dict[str, Any]]:
+    from course_pkg.demos.inference import OnnxModel
+
+    model = OnnxModel(churn_package())
+    return model, model.form()[1]
+
+
+@register("09.gradio_app", forbidden=("course_pkg.demos.gradio_app.build_demo",))
+def _gradio_app(answer: Any) -> str:
+    import gradio as gr
+
+    from course_pkg.browser import chromium, find_chromium, wait_for_text, wait_for_value
+    from course_pkg.serving.process import free_port
+
+    build = callable_answer(answer, "churn_gradio")
+    model, row = _churn_model_and_row()
+    demo = build(model)
+    expect(isinstance(demo, gr.Blocks), "return the gr.Blocks (or gr.Interface), not launched")
+    expect(find_chromium() is not None, NO_BROWSER)
+    port = free_port()
+    # gradio's queue statistics use a pandas option pandas 3 deprecates; the warning would
+    # land in the student's notebook (or fail a test that treats warnings as errors).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*no_silent_downcasting")
+        demo.launch(
+            server_name="127.0.0.1",
+            server_port=port,
+            prevent_thread_lock=True,
+            inline=False,  # no iframe in the notebook: the check drives its own browser
+            quiet=True,
+            ssr_mode=False,
+        )
+        try:
+            with chromium() as browser:
+                browser.get(f"http://127.0.0.1:{port}/")
+                wait_for_text(browser, "Predict churn")
+                browser.find_element("xpath", "//button[contains(., 'Predict churn')]").click()
+                shown = wait_for_value(browser, "#churn-result textarea", "says")
+        finally:
+            with contextlib.redirect_stdout(io.StringIO()):  # "Closing server running on port"
+                demo.close()
+    want = model.predict_row(row).headline()
+    expect(shown == want, f"the page shows {shown!r}; the model says {want!r} for the example row")
+    return f"a real browser pressed 'Predict churn' and read {want!r}"
+
+
+STREAMLIT_SCRIPT = """import sys
+
+import streamlit as st
+
+from course_pkg.demos.inference import OnnxModel
+
+{source}
+
+model = st.cache_resource(lambda: OnnxModel({package!r}))()
+# The exercise is to write the page: the course's own is unimportable while it runs.
+REFERENCE = "course_pkg.demos.streamlit_app"
+saved = sys.modules.pop(REFERENCE, None)
+sys.modules[REFERENCE] = None
+try:
+    {name}(model)
+finally:
+    del sys.modules[REFERENCE]
+    if saved is not None:
+        sys.modules[REFERENCE] = saved
+"""
+
+
+def streamlit_script(page: Any, package: Path) -> str:
+    """The student's page function, copied into a script ``streamlit run`` can execute."""
+
+    return STREAMLIT_SCRIPT.format(
+        source=textwrap.dedent(inspect.getsource(page)), package=str(package), name=page.__name__
+    )
+
+
+def _first_run(script: Path) -> None:
+    """Run the page once in-process (streamlit's AppTest): an unfinished or crashing page is
+    reported before any browser starts."""
+    import logging
+
+    from streamlit.testing.v1 import AppTest
+
+    # AppTest's own thread warns "missing ScriptRunContext" (harmless, says streamlit): a
+    # student's notebook should show their page's errors, not that.
+    quiet = logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        errors = AppTest.from_file(str(script), default_timeout=60).run().exception
+    finally:
+        quiet.setLevel(level)
+    text = " ".join(f"{e.message} {' '.join(e.stack_trace)}" for e in errors)
+    if "NotImplementedError" in text:
+        raise NotImplementedError
+    if "streamlit_app" in text:
+        raise CheckFailed(_delegation_message())
+    expect(not errors, f"the page raised: {text[:300]}")
+
+
+def _delegation_message() -> str:
+    from course_pkg.checks import _delegation
+
+    return _delegation.message(["course_pkg.demos.streamlit_app.churn_tab"])
+
+
+@register("09.streamlit_app", forbidden=("course_pkg.demos.streamlit_app.churn_tab",))
+def _streamlit_app(answer: Any) -> str:
+    from course_pkg import demo_process
+    from course_pkg.browser import chromium, find_chromium, page_text, wait_until
+    from course_pkg.checks import _delegation
+
+    page = inspect.unwrap(callable_answer(answer, "churn_page"))  # the check's watch wraps it
+    captured = tuple(c.cell_contents for c in getattr(page, "__closure__", None) or ())
+    hits = _delegation.identity_hits(captured, ("course_pkg.demos.streamlit_app.churn_tab",))
+    if hits:
+        raise CheckFailed(_delegation.message(hits, identity=True))
+    expect(not captured, "write churn_page self-contained: it runs in streamlit's own process")
+    model, row = _churn_model_and_row()
+    folder = Path(tempfile.mkdtemp(prefix="nb09-streamlit-"))
+    script = folder / "churn_app.py"
+    try:
+        script.write_text(streamlit_script(page, churn_package()))
+    except (OSError, TypeError):
+        raise CheckFailed("define churn_page with def in a cell: its source is copied") from None
+    _first_run(script)
+    expect(find_chromium() is not None, NO_BROWSER)
+    with demo_process.StreamlitApp(script=script) as app, chromium() as browser:
+        browser.get(app.url)
+        text = wait_until(
+            lambda: (t := page_text(browser)) and ("Predict churn" in t or "Error" in t) and t,
+            "the form (a 'Predict churn' button)",
+        )
+        if "NotImplementedError" in text:
+            raise NotImplementedError
+        expect("Predict churn" in text, f"no 'Predict churn' button; the page says: {text[:200]}")
+        browser.find_element("xpath", "//button[contains(., 'Predict churn')]").click()
+        text = wait_until(
+            lambda: (t := page_text(browser)) and ("Prediction:" in t or "Error" in t) and t,
+            "'Prediction: ...' after the click",
+        )
+    want = f"Prediction: {model.predict_row(row).headline()}"
+    shown = next((line for line in text.splitlines() if line.startswith("Prediction:")), "")
+    expect(shown == want, f"the page shows {shown or text[:200]!r}; expected {want!r}")
+    return f"streamlit ran your page; a real browser submitted the form and read {want!r}"

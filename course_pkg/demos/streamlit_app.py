@@ -71,10 +71,17 @@ def digits_tab() -> None:
         st.error(str(error))
 
 
-st.set_page_config(page_title="Course models", layout="wide")
-st.title("Course models")
-churn, digits = st.tabs(["Churn", "Digits"])
-with churn:
-    churn_tab()
-with digits:
-    digits_tab()
+def main() -> None:
+    st.set_page_config(page_title="Course models", layout="wide")
+    st.title("Course models")
+    churn, digits = st.tabs(["Churn", "Digits"])
+    with churn:
+        churn_tab()
+    with digits:
+        digits_tab()
+
+
+# `streamlit run` executes this file as __main__; importing it (a check resolving churn_tab,
+# a reader) builds no page and prints no bare-mode warnings.
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,10 @@
 
 No browser, no account: the README is parsed as Spaces reads it, and the Azure functions are
 called as azmlinfsrv calls them (course_pkg.checks.nb09).
+
+Exercises 1 and 2 (the student's Streamlit page and Gradio app) are self-checked only: their
+checks start a web server and drive it in headless Chromium, and the grading image has no
+browser (nor should a student's page get one inside the sandbox). They carry no points here.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ def solution_answers(notebook: str, names: tuple[str, ...], preamble: str = "") 
     """The reference answers as solutions/ writes them: run the cells that define ``names``
     (after ``preamble``, the imports earlier cells made) and return those names. Right
     answers come from the course's own solutions, never from course_pkg (that is delegation)."""
+    import linecache
     import re
 
     import nbformat
@@ -34,7 +35,16 @@ def solution_answers(notebook: str, names: tuple[str, ...], preamble: str = "") 
         if cell.cell_type == "code" and any(
             re.search(rf"^(def|class) {n}\b", cell.source, re.M) for n in names
         ):
-            exec(compile(cell.source, f"{notebook}:{cell.get('id')}", "exec"), scope)
+            filename = f"{notebook}:{cell.get('id')}"
+            # As IPython does for a cell: inspect.getsource works (09's Streamlit check copies
+            # the page function into a script).
+            linecache.cache[filename] = (
+                len(cell.source),
+                None,
+                cell.source.splitlines(True),
+                filename,
+            )
+            exec(compile(cell.source, filename, "exec"), scope)
     return {name: scope[name] for name in names}
 
 
@@ -54,8 +64,8 @@ NB08 = solution_answers(
 )
 NB09 = solution_answers(
     "09_deploying_in_the_wild.ipynb",
-    ("space_readme", "init", "run"),
-    "import json\nfrom course_pkg.demos.inference import OnnxModel",
+    ("space_readme", "init", "run", "churn_page", "churn_gradio"),
+    "import json\nimport gradio as gr\nfrom course_pkg.demos.inference import OnnxModel",
 )
 
 
@@ -306,6 +316,8 @@ REFERENCE = {
     "08.replicas": NB08["replicas_for"],
     "09.space_readme": NB09["space_readme"],
     "09.azure_score": (NB09["init"], NB09["run"]),
+    "09.streamlit_app": NB09["churn_page"],
+    "09.gradio_app": NB09["churn_gradio"],
     "06.choose_tags": lambda v, r, m, release: (
         [r[:12], f"model-{m}"] + ([v, "latest"] if release else [])
     ),
@@ -326,6 +338,8 @@ def test_reference_answers_pass(
 ) -> None:
     if exercise == "06.write_dockerfile":  # this check builds on model-server:dev and runs it
         request.getfixturevalue("server_dev_image")
+    if exercise in ("09.streamlit_app", "09.gradio_app"):  # these drive a headless Chromium
+        request.getfixturevalue("browser")
     result = check(exercise, REFERENCE[exercise])
     assert result.passed, result.message
     assert capsys.readouterr().out.startswith(f"✅ {exercise}:")
