@@ -199,10 +199,10 @@ def _gradio_app(answer: Any) -> str:
     expect(isinstance(demo, gr.Blocks), "return the gr.Blocks (or gr.Interface), not launched")
     expect(find_chromium() is not None, NO_BROWSER)
     port = free_port()
-    # gradio's queue statistics use a pandas option pandas 3 deprecates; the warning would
+    # gradio's queue statistics use pandas options pandas 3 deprecates; the warnings would
     # land in the student's notebook (or fail a test that treats warnings as errors).
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*no_silent_downcasting")
+        warnings.filterwarnings("ignore", module=r"gradio\.")
         demo.launch(
             server_name="127.0.0.1",
             server_port=port,

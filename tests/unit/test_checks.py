@@ -332,7 +332,16 @@ def test_every_registered_check_has_a_reference_answer_here() -> None:
     assert set(list_checks()) == set(REFERENCE)
 
 
-@pytest.mark.parametrize("exercise", sorted(REFERENCE))
+# gradio's in-process server (the check launches the student's Blocks) leaves its event loop
+# and that loop's socket pair unclosed after demo.close(): gradio's, reported at collection
+# as an unraisable ResourceWarning; nothing the check or the answer can close.
+GRADIO_LEAK = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+@pytest.mark.parametrize(
+    "exercise",
+    [pytest.param(e, marks=GRADIO_LEAK) if e == "09.gradio_app" else e for e in sorted(REFERENCE)],
+)
 def test_reference_answers_pass(
     exercise: str, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
 ) -> None:

@@ -244,6 +244,11 @@ def test_every_graded_exercise_with_a_course_implementation_forbids_it() -> None
 
 # Every way of handing a reference in; a reference shipped as source text (a handler) cannot
 # be partial-applied, so it is handed in directly and inside a def only.
+# gradio's in-process server (the check launches the student's Blocks) leaves its event loop
+# and that loop's socket pair unclosed after demo.close(): gradio's, reported at collection
+# as an unraisable ResourceWarning; nothing the check or the answer can close.
+GRADIO_LEAK = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
 HANDED_IN = [
     (exercise, name, how)
     for exercise, name in CASES
@@ -253,7 +258,12 @@ HANDED_IN = [
 
 
 @pytest.mark.parametrize(
-    ("exercise", "name", "how"), HANDED_IN, ids=[f"{e}-{n}-{h}" for e, n, h in HANDED_IN]
+    ("exercise", "name", "how"),
+    [
+        pytest.param(*case, marks=GRADIO_LEAK) if case[0] == "09.gradio_app" else case
+        for case in HANDED_IN
+    ],
+    ids=[f"{e}-{n}-{h}" for e, n, h in HANDED_IN],
 )
 def test_handing_in_the_reference_fails_with_a_plain_message(
     exercise: str, name: str, how: str
