@@ -335,7 +335,10 @@ def test_every_registered_check_has_a_reference_answer_here() -> None:
 # gradio's in-process server (the check launches the student's Blocks) leaves its event loop
 # and that loop's socket pair unclosed after demo.close(): gradio's, reported at collection
 # as an unraisable ResourceWarning; nothing the check or the answer can close.
-GRADIO_LEAK = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+GRADIO_LEAK = [
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    pytest.mark.gradio_leak,  # collected at this test's teardown (tests/conftest.py)
+]
 
 
 @pytest.mark.parametrize(
