@@ -35,7 +35,9 @@ MACHINE_PATHS = re.compile(
 )
 
 # Paths that are not the machine's: they name places inside an image the notebook builds.
-INSIDE_AN_IMAGE = re.compile(r"/opt/venv/lib/python3\.\d+/site-packages|/tmp/requirements-serve\.lock")
+INSIDE_AN_IMAGE = re.compile(
+    r"/opt/venv/lib/python3\.\d+/site-packages|/tmp/requirements-serve\.lock"
+)
 
 # The one thing stderr may carry: a tqdm progress bar ("131krows [00:00, 188krows/s]").
 # Anything else there is a warning — Python's (``TqdmWarning: ...``) or a library logger's
