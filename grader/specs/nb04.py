@@ -31,9 +31,8 @@ def probe():
 
 IMAGE_PROBE = """
 def probe():
-    from course_pkg.checks import nb04
-    app = make_image_app(nb04.reference_digits_predictor())
-    return {**nb04.probe_image_app(app), "delegates": nb04.endpoint_references(app)}
+    from course_pkg.checks.nb04 import probe_image_app, reference_digits_predictor
+    return probe_image_app(make_image_app(reference_digits_predictor()))
 """
 
 
@@ -48,7 +47,6 @@ def _image_expected() -> dict[str, object]:
         "non_image_says_image": True,
         "wrong_size_status": 422,
         "wrong_size_says_size": True,
-        "delegates": [],
     }
 
 
