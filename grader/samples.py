@@ -126,7 +126,16 @@ DELEGATIONS: dict[str, str] = {
     "    return {'label_agreement': r.label_agreement, 'max_abs_diff': r.max_abs_proba_diff}",
     "04": "from course_pkg.checks.nb04 import reference_package\n"
     "from course_pkg.serving.app import create_app\n"
-    "def make_app(predictor):\n    return create_app(reference_package())",
+    "def make_app(predictor):\n    return create_app(reference_package())\n"
+    "from course_pkg.demos.inference import image_to_features\n"
+    "def make_image_app(predictor):\n"
+    "    import pandas as pd\n    from fastapi import FastAPI, UploadFile\n    app = FastAPI()\n"
+    "    @app.post('/predict/image')\n    def predict_image(file: UploadFile):\n"
+    "        rows = pd.DataFrame(image_to_features(file.file.read()))\n"
+    "        labels, proba = predictor.predict_both(rows)\n"
+    "        return {'label': int(labels[0]),\n"
+    "                'probabilities': {str(d): float(p) for d, p in enumerate(proba[0])}}\n"
+    "    return app",
     "05": "from course_pkg.batch.reading import read_chunks\n"
     "from course_pkg.loadtest import LoadResult\n"
     "from course_pkg.serving.limits import PredictionCache, TokenBucket as _Bucket\n"

@@ -151,3 +151,34 @@ def collect_gradio_leak(request: pytest.FixtureRequest) -> Iterator[None]:
         import gc
 
         gc.collect()
+
+
+@pytest.fixture(scope="session")
+def by_hand_artefacts(docker_client: Any, server_dev_image: str) -> Iterator[dict[str, str]]:
+    """What notebook 06's by-hand exercise makes, made with the docker CLI as a student would:
+    the server image under another name, a container on 127.0.0.1 only, a push to a real
+    registry on 127.0.0.1. Removed afterwards (only these names; model-server:dev is untouched).
+    """
+    import subprocess
+
+    from course_pkg import containers
+    from course_pkg.serving.process import free_port
+
+    registry = containers.LocalRegistry(port=free_port()).start()
+    port, image, name = free_port(), "nb06-by-hand:test", f"nb06-by-hand-test-{os.getpid()}"
+    pushed = f"{registry.address}/nb06-by-hand:0.1.0"
+
+    def docker(*args: str) -> None:
+        subprocess.run(["docker", *args], check=True, capture_output=True, timeout=120)
+
+    try:
+        docker("tag", server_dev_image, image)
+        loopback = ["-e", "COURSE_SERVE_HOST=127.0.0.1", "-e", f"COURSE_SERVE_PORT={port}"]
+        docker("run", "-d", "--name", name, "--network", "host", *loopback, image)
+        docker("tag", image, pushed)
+        docker("push", "-q", pushed)
+        yield {"image": image, "container": name, "pushed": pushed}
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=60)
+        subprocess.run(["docker", "rmi", image, pushed], capture_output=True, timeout=60)
+        registry.stop()

@@ -77,7 +77,18 @@ def make_summary(
 
 
 def progress_bar(total: int | None, enabled: bool) -> Any:
-    """tqdm: rows, rows/s, and an ETA when the row count is known (Parquet footers)."""
-    from tqdm.auto import tqdm
+    """tqdm: rows, rows/s, and an ETA when the row count is known (Parquet footers).
+
+    ``tqdm.auto`` picks the widget bar in Jupyter; without ipywidgets (not in the course's
+    lock) it warns on import and falls back to the text bar — the same bar, so its
+    TqdmWarning is noise in every notebook and is silenced here, where it starts.
+    """
+    import warnings
+
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TqdmWarning)
+        from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="rows", unit_scale=True, disable=not enabled, smoothing=0.1)

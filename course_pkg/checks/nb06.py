@@ -190,3 +190,111 @@ def _choose_tags(answer: Any) -> str:
             kind = "a release" if release else "a build that is not a release"
             expect(ok, f"for {kind} ({version}): {key.replace('_', ' ')} — got {tags}")
     return "immutable tags always, moving ones only for releases"
+
+
+def _registry_digest(reference: str) -> str | None:
+    """The digest a registry on 127.0.0.1 holds for ``HOST:PORT/REPO:TAG`` (None if absent)."""
+    import httpx
+
+    name, _, tag = reference.rpartition(":")
+    host, _, repository = name.partition("/")
+    accept = "application/vnd.docker.distribution.manifest.v2+json"
+    answer = httpx.head(
+        f"http://{host}/v2/{repository}/manifests/{tag}", headers={"Accept": accept}, timeout=5
+    )
+    return answer.headers.get("docker-content-digest") if answer.status_code == 200 else None
+
+
+def _ready(url: str, wait_s: float = 20.0) -> int | str:
+    """The readiness status, polled while a just-started container loads its model."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            status: int | str = httpx.get(url, timeout=2).status_code
+        except httpx.HTTPError as error:
+            status = f"no answer ({type(error).__name__})"
+        if status == 200 or time.monotonic() > deadline:
+            return status
+        time.sleep(0.2)
+
+
+def by_hand_findings(image: str, container: str, pushed: str) -> list[str]:
+    """What is wrong with the image, container and pushed tag the student made (empty: all good).
+
+    Reads the engine (docker SDK) and the registry's v2 API; starts and changes nothing.
+    """
+    import docker.errors
+    import httpx
+
+    from course_pkg import containers
+
+    engine = containers.client()
+    try:
+        built = engine.images.get(image)
+    except docker.errors.ImageNotFound:
+        return [f"no image {image!r}: `docker build -t {image} …` first"]
+    config = built.attrs["Config"]
+    problems = []
+    if (built.labels or {}).get("io.course.model.name") != "churn":
+        problems.append(f"{image} is not the course's server image (no io.course.model labels)")
+    if config.get("User") in (None, "", "0", "root"):
+        problems.append(f"{image} runs as root: build the course's Dockerfile (USER 10001)")
+    try:
+        running = engine.containers.get(container)
+    except docker.errors.NotFound:
+        return [
+            *problems,
+            f"no container named {container!r}: `docker run -d --name {container} …`",
+        ]
+    if running.status != "running":
+        problems.append(f"container {container} is {running.status}, not running")
+    if running.image.id != built.id:
+        problems.append(f"container {container} runs another image, not {image}")
+    host = running.attrs["HostConfig"]
+    env = dict(v.split("=", 1) for v in running.attrs["Config"].get("Env") or [] if "=" in v)
+    bindings = [b for spec in (host.get("PortBindings") or {}).values() for b in spec or []]
+    if host.get("NetworkMode") == "host":
+        ok = env.get("COURSE_SERVE_HOST") == "127.0.0.1"
+        port = env.get("COURSE_SERVE_PORT", "8000")
+    else:
+        ok = bool(bindings) and all(b.get("HostIp") == "127.0.0.1" for b in bindings)
+        port = bindings[0].get("HostPort", "") if bindings else ""
+    if not ok:
+        problems.append(
+            "the server must be reachable on 127.0.0.1 only: `-p 127.0.0.1:PORT:8000`, or on "
+            "this engine `--network host -e COURSE_SERVE_HOST=127.0.0.1 -e COURSE_SERVE_PORT=PORT`"
+        )
+    elif running.status == "running":
+        ready = _ready(f"http://127.0.0.1:{port}/health/ready")
+        if ready != 200:
+            problems.append(f"127.0.0.1:{port}/health/ready answered {ready}, not 200")
+    if not re.fullmatch(r"127\.0\.0\.1:\d+/[a-z0-9][a-z0-9._/-]*:[\w][\w.-]*", pushed):
+        return [*problems, f"{pushed!r} is not 127.0.0.1:PORT/NAME:TAG (the course's registry)"]
+    try:
+        digest = _registry_digest(pushed)
+    except httpx.HTTPError as error:
+        return [*problems, f"the registry in {pushed} does not answer ({type(error).__name__})"]
+    if digest is None:
+        problems.append(
+            f"the registry has no {pushed}: `docker tag` it, then `docker push {pushed}`"
+        )
+    elif not any(d.endswith(digest) for d in built.attrs.get("RepoDigests") or []):
+        problems.append(f"{pushed} in the registry is not the image {image} you built")
+    return problems
+
+
+@register("06.by_hand")
+def _by_hand(answer: Any) -> str:
+    expect(
+        isinstance(answer, dict) and {"image", "container", "pushed"} <= set(answer),
+        'pass {"image": IMAGE, "container": NAME, "pushed": "127.0.0.1:PORT/NAME:TAG"}',
+    )
+    problems = by_hand_findings(
+        str(answer["image"]), str(answer["container"]), str(answer["pushed"])
+    )
+    expect(not problems, "; ".join(problems))
+    return "non-root image with its labels, ready on 127.0.0.1 only, same digest in the registry"

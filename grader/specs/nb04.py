@@ -29,6 +29,26 @@ def probe():
     return probe_flask(make_flask_app(reference_predictor()))
 """
 
+IMAGE_PROBE = """
+def probe():
+    from course_pkg.checks.nb04 import probe_image_app, reference_digits_predictor
+    return probe_image_app(make_image_app(reference_digits_predictor()))
+"""
+
+
+def _image_expected() -> dict[str, object]:
+    from course_pkg.checks.nb04 import digit_uploads, expected_digit_labels
+
+    return {
+        "statuses": [200],
+        "labels": expected_digit_labels(digit_uploads()),
+        "ten_probabilities_sum_to_1": True,
+        "non_image_status": 415,
+        "non_image_says_image": True,
+        "wrong_size_status": 422,
+        "wrong_size_says_size": True,
+    }
+
 
 def _labels() -> list[int]:
     from course_pkg.checks.nb04 import expected_labels, reference_rows
@@ -80,6 +100,16 @@ ASSIGNMENT = Assignment(
             keys_equal,
             hint="read the body, append prediction and probability_1",
             answers=("make_app",),
+        ),
+        Question(
+            "image_endpoint",
+            3,
+            "An image-upload endpoint",
+            IMAGE_PROBE,
+            _image_expected,
+            keys_equal,
+            hint="UploadFile → Pillow → 8×8 grey 0-16; 415 for a non-image, 422 for a bad size",
+            answers=("make_image_app",),
         ),
         Question(
             "flask_app",

@@ -9,7 +9,11 @@ from typing import Annotated, Any
 import numpy as np
 import pydantic
 import pytest
-from fastapi import Request, Response  # module level: FastAPI resolves string annotations here
+from fastapi import (
+    Request,
+    Response,
+    UploadFile,
+)  # module level: FastAPI resolves string annotations here
 
 from course_pkg import check, paths
 from course_pkg.artifacts import DEFAULT_ALLOWLIST, ArtifactError, scan_file, verify_package
@@ -162,6 +166,36 @@ def make_csv_app(predictor: Any) -> Any:
     return app
 
 
+def make_image_app(predictor: Any) -> Any:
+    import io
+
+    import pandas as pd
+    from fastapi import FastAPI, HTTPException
+    from PIL import Image, UnidentifiedImageError
+
+    app = FastAPI()
+
+    @app.post("/predict/image")
+    def predict_image(file: UploadFile) -> dict[str, Any]:
+        data = file.file.read()
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                small = image.convert("L").resize((8, 8), Image.Resampling.BOX)
+        except (UnidentifiedImageError, OSError):
+            raise HTTPException(415, "not an image: upload a PNG or JPEG") from None
+        if width != height or width < 8:
+            raise HTTPException(422, f"expected a square image ≥ 8×8 pixels, got {width}×{height}")
+        pixels = np.asarray(small, dtype=np.float64) * (16.0 / 255.0)
+        labels, proba = predictor.predict_both(pd.DataFrame(pixels.reshape(1, 64)))
+        return {
+            "label": int(labels[0]),
+            "probabilities": {str(d): float(p) for d, p in enumerate(proba[0])},
+        }
+
+    return app
+
+
 def make_flask_app(predictor: Any) -> Any:
     from flask import Flask, jsonify, request
     from pydantic import ValidationError
@@ -299,6 +333,7 @@ REFERENCE = {
     "04.predict_endpoint": make_app,
     "04.csv_endpoint": make_csv_app,
     "04.flask_app": make_flask_app,
+    "04.image_endpoint": make_image_app,
     "05.chunked_scorer": score_in_chunks,
     "05.token_bucket": Bucket,
     "05.cache_key": cache_key,
@@ -318,6 +353,7 @@ REFERENCE = {
     "09.azure_score": (NB09["init"], NB09["run"]),
     "09.streamlit_app": NB09["churn_page"],
     "09.gradio_app": NB09["churn_gradio"],
+    "06.by_hand": "by_hand_artefacts",  # a fixture: a real image, container and registry push
     "06.choose_tags": lambda v, r, m, release: (
         [r[:12], f"model-{m}"] + ([v, "latest"] if release else [])
     ),
@@ -352,7 +388,10 @@ def test_reference_answers_pass(
         request.getfixturevalue("server_dev_image")
     if exercise in ("09.streamlit_app", "09.gradio_app"):  # these drive a headless Chromium
         request.getfixturevalue("browser")
-    result = check(exercise, REFERENCE[exercise])
+    answer = REFERENCE[exercise]
+    if exercise == "06.by_hand":
+        answer = request.getfixturevalue(answer)
+    result = check(exercise, answer)
     assert result.passed, result.message
     assert capsys.readouterr().out.startswith(f"✅ {exercise}:")
 
