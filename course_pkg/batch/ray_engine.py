@@ -8,7 +8,11 @@
   ``OnnxPredictor.from_package`` (hashes, and the signature with a public key), then loads the
   model once and scores every batch it is given. Worker nodes need no copy of the package.
 - **Same rows out.** Each batch goes through ``ChunkScorer`` (same validation, rejects and
-  columns as the local engine); ``preserve_order`` keeps the input order.
+  columns as the local engine); ``preserve_order`` keeps the input order — while every
+  node stays up. When a node is lost mid-job, Ray re-runs its tasks and every row still
+  lands exactly once, but the re-run blocks' parts can be named after later ones, so the
+  output's row order may differ (seen on a loaded 2-core machine: the last part held
+  rows from the middle). Sort by a key column when order matters.
 - **Rejects** are written by the actors as side files named by their content's sha256, so a
   batch retried after a node failure rewrites the same file instead of adding a copy.
 - **Output**: ``write_parquet`` into ``<out>.parts/`` with deterministic part names, then

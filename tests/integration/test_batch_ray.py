@@ -300,7 +300,7 @@ def test_a_tampered_package_is_refused_before_any_task_runs(fraud: Path, tmp_pat
         timeout=120,
         check=False,
     )
-    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert refused.returncode == 1, refused.stderr[-2000:]  # verification failed (cli.py)
     assert "model.onnx: sha256 differs from the manifest" in refused.stderr
     assert not (tmp_path / "out.parquet").exists()
     assert not (tmp_path / "out.parquet.parts").exists()  # made only once the job starts
@@ -352,4 +352,7 @@ def test_a_worker_node_killed_mid_job_loses_and_duplicates_nothing(
     assert "200,000 rows (200,000 scored, 0 rejected)" in stdout
     ids = pd.read_parquet(out, columns=["transaction_id"])["transaction_id"]
     assert len(ids) == 200_000 and ids.is_unique
-    assert ids.is_monotonic_increasing
+    # every input row, once; the order may differ after a node loss (ray_engine's docstring)
+    assert sorted(ids) == sorted(
+        pd.read_parquet(source, columns=["transaction_id"])["transaction_id"]
+    )
