@@ -67,7 +67,10 @@ lint: setup  ## ruff + mypy + deptry (declared dependencies) + lint-imports (lay
 	$(BIN)/lint-imports
 
 unit: setup  ## unit + integration tests only
-	$(BIN)/python -m pytest tests --durations=25
+	$(BIN)/python -m pytest tests --durations=25 -m "not gradio_leak"
+	# gradio launched in-process keeps threads that outlive their test (a full-suite run
+	# failed there and then lost sys.stderr): those tests run in a process of their own
+	$(BIN)/python -m pytest tests -m gradio_leak
 
 notebooks: setup  ## execute solutions/ (outputs compared) and notebooks/ (lax)
 	$(BIN)/python -m pytest --nbval $(NBVAL) --nbval-sanitize-with tests/nbval_sanitize.cfg solutions
