@@ -130,10 +130,11 @@ def _similarity(args: argparse.Namespace) -> int:
     recorded there, the report and gradebook column are refreshed in place) or
     ``grader similarity SUBMISSIONS/ --assignment NN --out DIR``."""
     from grader.gradebook import recorded_run, write_gradebook
+    from grader.render import terminal_text as shown
     from grader.specs import load_assignment
 
     if not args.folder.is_dir():
-        print(f"error: {args.folder} is not a directory", file=sys.stderr)
+        print(f"error: {shown(str(args.folder))} is not a directory", file=sys.stderr)
         return 2
     if not 0 < args.threshold <= 1:
         print("error: --threshold is a share between 0 and 1, e.g. 0.8", file=sys.stderr)
@@ -141,22 +142,22 @@ def _similarity(args: argparse.Namespace) -> int:
     try:
         run = recorded_run(args.folder)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {shown(str(error))}", file=sys.stderr)
         return 2
     if run is not None:
         recorded, submissions = run
         if args.assignment and args.assignment != recorded:
             print(
-                f"error: {args.folder} holds grades for assignment {recorded}, "
-                f"not {args.assignment}",
+                f"error: {shown(str(args.folder))} holds grades for assignment {shown(recorded)}, "
+                f"not {shown(args.assignment)}",
                 file=sys.stderr,
             )
             return 2
         assignment_id, out = recorded, args.out or args.folder
         if not submissions.is_dir():
             print(
-                f"error: the graded submissions folder {submissions} is gone; pass it instead: "
-                f"grader similarity SUBMISSIONS/ --assignment {recorded} --out DIR",
+                f"error: the graded submissions folder {shown(str(submissions))} is gone; pass it "
+                f"instead: grader similarity SUBMISSIONS/ --assignment {shown(recorded)} --out DIR",
                 file=sys.stderr,
             )
             return 2
@@ -164,7 +165,7 @@ def _similarity(args: argparse.Namespace) -> int:
         assignment_id, out, submissions = args.assignment, args.out, args.folder
     else:
         print(
-            f"error: {args.folder} is not a results folder of grader grade (no "
+            f"error: {shown(str(args.folder))} is not a results folder of grader grade (no "
             "grading-run.json); for a folder of submissions pass --assignment and --out",
             file=sys.stderr,
         )
@@ -172,7 +173,7 @@ def _similarity(args: argparse.Namespace) -> int:
     try:
         assignment = load_assignment(assignment_id)
     except KeyError as error:
-        print(f"error: {error.args[0]}", file=sys.stderr)
+        print(f"error: {shown(str(error.args[0]))}", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
     flags = _write_similarity(submissions, assignment.id, assignment.notebook, out, args.threshold)

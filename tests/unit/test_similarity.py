@@ -7,6 +7,7 @@ import csv
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from course_pkg import paths
 from grader.cli import main
@@ -110,3 +111,11 @@ def test_a_results_folder_recomputes_the_report_and_the_gradebook_column(tmp_pat
     assert main(["similarity", str(results)]) == 2
     record_run(results, "00", tmp_path / "gone")
     assert main(["similarity", str(results)]) == 2
+
+
+def test_a_hostile_folder_name_is_escaped_in_the_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["similarity", str(tmp_path / "x\x1b[2J\x07")]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and "is not a directory" in err
