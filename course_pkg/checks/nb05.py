@@ -149,7 +149,7 @@ def _chunked_scorer(answer: Any) -> str:
         expect(ok, SCORER_HINTS[name] + detail)
     return (
         f"{SCORER_ROWS:,} rows in {result['calls']} calls of ≤{SCORER_CHUNK:,}; peak memory "
-        f"{result['memory_ratio']:.0%} of a whole-file read"
+        "under half of a whole-file read"  # the measured share varies run to run
     )
 
 
