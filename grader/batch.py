@@ -83,6 +83,8 @@ def grade_one(
             entry.copy.unlink(missing_ok=True)
     if result.status == "error" and not problem:
         problem = result.detail
+    if entry.duplicate and result.status == "ok":  # a worse status says more; keep it
+        result.status = "duplicate-id"
     try:
         write_submission(args.out, result, assignment)
     except Exception as error:

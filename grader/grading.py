@@ -18,6 +18,10 @@ from grader.specs.model import Assignment, Outcome, forbidden
 
 STATUS_MEANING = {
     "ok": "the notebook ran and every probe was tried",
+    "duplicate-id": (
+        "graded (the score stands), but another file of the folder has the same id once "
+        "normalised: the note names it; check both are who they claim to be"
+    ),
     "timeout": "stopped at the time limit",
     "memory": "killed at the memory limit",
     "crashed": "the kernel or the runner died before finishing",

@@ -10,7 +10,8 @@ which is what the container mounts; the original name only ever travels as escap
 Every entry gets a :class:`Submission`: ``status`` is ``None`` when it is to be graded, else
 one of ``not-a-file``, ``symlink-refused``, ``too-large``, ``reserved-name``. Two entries
 that map to the same id are both graded, each under ``<id>-<hash>`` with a note naming the
-other, so neither overwrites the other and a regrade finds the same ids again.
+other and ``duplicate`` set, so neither overwrites the other, a regrade finds the same ids
+again, and the gradebook's status says ``duplicate-id`` where the grading itself was ``ok``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Submission:
     note: str = ""
     copy: Path | None = None  # the private copy the container mounts
     size: int = 0
+    duplicate: bool = False  # another entry of the folder maps to the same id
 
 
 def display_name(raw: bytes) -> str:
@@ -88,6 +90,7 @@ def scan(folder: Path) -> list[Submission]:
             for entry in group:
                 others = ", ".join(o.name for o in group if o is not entry)
                 entry.id = f"{entry.id[: MAX_ID_CHARS - 9]}-{_short_hash(entry.raw)}"
+                entry.duplicate = True
                 entry.note = f"duplicate id: also submitted as {others}; graded as {entry.id}"
     for entry in entries:
         if entry.id.lower() in RESERVED_IDS:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import os
+import threading
+import time
 from pathlib import Path
 
-from grader.intake import MAX_SUBMISSION_BYTES, scan, take_copy
+from grader.intake import MAX_SUBMISSION_BYTES, Submission, scan, take_copy
 from grader.render import csv_cell, markdown_text, terminal_text
 
 
@@ -56,6 +58,8 @@ def test_every_entry_gets_a_safe_unique_id_and_keeps_its_name(tmp_path: Path) ->
     assert (jose.name, jose.id) == ("Jos\u00e9.ipynb", "Jose")
     alice, other = by_raw[b"Alice.ipynb"], by_raw[b"alice.ipynb"]
     assert alice.id != other.id and "also submitted as alice.ipynb" in alice.note
+    assert alice.duplicate and other.duplicate  # the gradebook's status says duplicate-id
+    assert not any(e.duplicate for e in entries if e not in (alice, other))
     reserved = by_raw[b"gradebook.csv"]
     assert reserved.status == "reserved-name" and reserved.id != "gradebook.csv"
     assert scan(folder)[0].id == entries[0].id  # a regrade finds the same ids
@@ -110,3 +114,41 @@ def test_terminal_text_strips_control_characters() -> None:
     shown = terminal_text("ok\x1b[2J\r\u202eevil\x07")
     assert all(c.isprintable() for c in shown)
     assert shown == "ok\\x1b[2J\\x0d\\u202eevil\\x07"
+
+
+def test_a_file_swapped_for_a_link_mid_copy_is_never_followed(tmp_path: Path) -> None:
+    """A real race: a thread keeps replacing the entry (atomic rename) by a regular file or by
+    a symlink to a secret while intake copies it thousands of times. Whatever the
+    interleaving (the swap may land between the lstat and the open), each copy is the real
+    file or a refusal: never the secret."""
+    folder, private = tmp_path / "in", tmp_path / "private"
+    folder.mkdir()
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"SECRET")
+    real, link = tmp_path / "real", tmp_path / "link"
+    stop = threading.Event()
+
+    def swap() -> None:
+        while not stop.is_set():
+            real.write_bytes(b"REAL")
+            os.replace(real, folder / "swap.ipynb")
+            os.symlink(secret, link)
+            os.replace(link, folder / "swap.ipynb")
+
+    _touch(folder, b"swap.ipynb", b"REAL")
+    swapper = threading.Thread(target=swap, daemon=True)
+    swapper.start()
+    outcomes: dict[str, int] = {}
+    deadline = time.monotonic() + 3
+    try:
+        while time.monotonic() < deadline:
+            entry = take_copy(folder, Submission("swap", "swap.ipynb", b"swap.ipynb"), private)
+            if entry.copy is not None:
+                assert entry.copy.read_bytes() == b"REAL"
+                entry.copy.unlink()
+            outcomes[entry.status or "copied"] = outcomes.get(entry.status or "copied", 0) + 1
+    finally:
+        stop.set()
+        swapper.join()
+    assert set(outcomes) <= {"copied", "symlink-refused"}, outcomes
+    assert outcomes.get("copied") and outcomes.get("symlink-refused"), outcomes  # both raced
