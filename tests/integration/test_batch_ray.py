@@ -6,10 +6,12 @@ The nodes are ``ray start --block`` processes in their own sessions (process gro
 teardown kills exactly these nodes' processes, by process group, and never a Ray someone else
 runs on the machine (``ray stop`` would stop every Ray on it). The nodes are 127.0.0.2 (head)
 and 127.0.0.3 (worker): loopback addresses, which Ray keeps as given (it swaps 127.0.0.1 for the
-machine's routable address whenever multi-node clusters are enabled), so every connection of
-the test stays on loopback. Ray's gRPC servers on these nodes listen on all interfaces while
-the test runs (Ray binds to 127.0.0.1 only for a single-node runtime); the cluster has its own
-random auth token.
+machine's routable address whenever multi-node clusters are enabled). Ray's gRPC servers on a
+multi-node cluster listen on all interfaces, so the nodes and every driver (the CLI) run in a
+network namespace of their own (``ip netns``; needs root, as CI has) whose only interface is
+its loopback: nothing of the cluster can be reached from, or reach, any other address. Without
+root the cluster tests skip, saying so, rather than listen on the machine's interfaces. The
+cluster has its own random auth token.
 """
 
 from __future__ import annotations
@@ -50,6 +52,22 @@ ATTEMPTS = 5
 NODE_MEMORY = str(100 * 1024 * 1024)  # object store per node: small, the test moves ~10 MB
 
 
+def _netns_or_skip() -> str:
+    """A fresh network namespace with only its loopback up; skip (CI: fail) without root."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        reason = (
+            "the two-node Ray cluster runs in a network namespace of its own (Ray's gRPC "
+            "servers listen on all interfaces); that needs root and iproute2's `ip`"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(f"{reason}: run as root (sudo make test)")
+    name = f"course-ray-{secrets.token_hex(4)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    return name
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -72,8 +90,10 @@ class Cluster:
     """A head node and one worker node, each a ``ray start --block`` in its own session, with
     their own auth token (not the one Ray keeps in ~/.ray) and temp dir."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, netns: str) -> None:
         self.root = root
+        self.netns = netns
+        self.inside = ["ip", "netns", "exec", netns]  # prefix: run a command in the namespace
         self.port = _free_port()
         self.address = f"{HEAD_IP}:{self.port}"
         self.env = {
@@ -103,6 +123,7 @@ class Cluster:
             self.logs.append(log)
             node = subprocess.Popen(
                 [
+                    *self.inside,
                     *PRIORITY,
                     RAY,
                     "start",
@@ -172,13 +193,17 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
+    netns = _netns_or_skip()
     root = Path(tempfile.mkdtemp(prefix="rt"))  # short: Ray's socket paths must fit in 107 bytes
-    started = Cluster(root)
     try:
-        yield started
+        started = Cluster(root, netns)
+        try:
+            yield started
+        finally:
+            started.stop()
     finally:
-        started.stop()
         shutil.rmtree(root, ignore_errors=True)
+        subprocess.run(["ip", "netns", "delete", netns], check=False)
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +215,7 @@ def fraud(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _score(cluster: Cluster, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "course_pkg", "batch-score", *args, "--quiet"],
+        [*cluster.inside, sys.executable, "-m", "course_pkg", "batch-score", *args, "--quiet"],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -229,6 +254,26 @@ def test_two_nodes_score_like_the_local_engine(
     assert np.array_equal(theirs["prediction"], mine["prediction"])
     assert np.allclose(theirs["probability_1"], mine["probability_1"], atol=1e-6, rtol=0)
     assert local.rows == 40_000
+
+
+def test_no_cluster_process_listens_outside_its_namespace(cluster: Cluster) -> None:
+    """Ray listens on every interface of a multi-node node: here that is only the namespace's
+    loopback. The host's sockets (psutil reads this namespace's /proc/net) hold none of the
+    cluster's processes, while the namespace holds its listeners."""
+    ours = {
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if str(cluster.root) in " ".join(p.info["cmdline"] or [])
+    }
+    assert ours, "no process of the cluster found"
+    host_listeners = {
+        c.pid for c in psutil.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
+    }
+    assert not ours & host_listeners
+    inside = subprocess.run(
+        [*cluster.inside, "ss", "-Hltn"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"{HEAD_IP}:{cluster.port}" in inside or f"*:{cluster.port}" in inside, inside
 
 
 def local_columns(source: Path) -> list[str]:
@@ -314,6 +359,7 @@ def test_a_worker_node_killed_mid_job_loses_and_duplicates_nothing(
     out = tmp_path / "out.parquet"
     job = subprocess.Popen(
         [
+            *cluster.inside,
             sys.executable,
             "-m",
             "course_pkg",
