@@ -2,9 +2,12 @@
 
 Protocol (stdin → stdout), chosen so nothing the student's code prints can pass for a result:
 - The host writes one JSON job on stdin: ``{"notebook", "probes": [{"id", "code"}],
-  "cell_timeout", "probe_timeout", "key"}``. ``key`` is a random per-run secret that stays
-  in this process; the kernel is started with stdin, stdout and stderr on /dev/null, so it
-  never sees the key and cannot write to the channel.
+  "skip_sources", "cell_timeout", "probe_timeout", "key"}``. ``skip_sources`` holds the
+  sha256 of the instructor's demonstration cells the grade does not need: a code cell whose
+  source has one of them is not executed (an edited cell has another digest and runs).
+  ``key`` is a random per-run secret that stays in this process; the kernel is started
+  with stdin, stdout and stderr on /dev/null, so it never sees the key and cannot write to
+  the channel.
 - It prints signed frames ``GRADER-RESULT <hmac> <json>``, where ``hmac`` is
   HMAC-SHA256(key, json): one ``{"notebook": …}`` summary when the notebook has run, one
   ``{"probe": id, "result": {…}}`` per probe as soon as it is done, and a final summary with
@@ -98,6 +101,7 @@ def _execute(
     work_dir: str,
     emit: Emit,
     probe_timeout: int | None = None,
+    skip_sources: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     import nbformat
     from nbclient import NotebookClient
@@ -155,9 +159,14 @@ def _execute(
             client.execute_cell(guard, len(client.nb.cells) - 1)
             client.nb.cells.pop()
             for index, cell in enumerate(notebook.cells):
-                if cell.cell_type == "code":
-                    client.execute_cell(cell, index)
-                    result["cells"] += 1
+                if cell.cell_type != "code":
+                    continue
+                digest = hashlib.sha256(cell.source.encode("utf-8", "surrogatepass")).hexdigest()
+                if digest in skip_sources:
+                    result["skipped_cells"] = result.get("skipped_cells", 0) + 1
+                    continue
+                client.execute_cell(cell, index)
+                result["cells"] += 1
         except CellTimeoutError:
             result["notebook"] = "timeout"
         except DeadKernelError:
@@ -335,6 +344,7 @@ def main() -> int:
             job.get("work_dir", "/work"),
             emit,
             job.get("probe_timeout"),
+            frozenset(job.get("skip_sources") or ()),
         )
     except Exception:  # the runner itself failed: report it, framed
         import traceback

@@ -7,6 +7,7 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from grader.specs.model import Assignment, forbidden
@@ -19,6 +20,30 @@ MAX_STDOUT_BYTES = 4 * 1024 * 1024
 class Job:
     payload: str  # one JSON line for the runner's stdin
     key: bytes
+
+
+def source_digest(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@cache
+def demo_cell_digests(notebook: str, cell_ids: tuple[str, ...]) -> tuple[str, ...]:
+    """The digests of the solution's demonstration cells ``cell_ids`` (the runner skips a
+    cell with the same source); a missing id or a markdown cell is a spec error."""
+    if not cell_ids:
+        return ()
+    import nbformat
+
+    from course_pkg import paths
+
+    cells = {c.get("id"): c for c in nbformat.read(paths.SOLUTIONS / notebook, as_version=4).cells}
+    digests = []
+    for cell_id in cell_ids:
+        cell = cells.get(cell_id)
+        if cell is None or cell.cell_type != "code":
+            raise ValueError(f"{notebook}: demo cell {cell_id!r} is not a solution code cell")
+        digests.append(source_digest(cell.source))
+    return tuple(digests)
 
 
 def make_job(assignment: Assignment, notebook_path: str, work_dir: str = "/work") -> Job:
@@ -35,6 +60,7 @@ def make_job(assignment: Assignment, notebook_path: str, work_dir: str = "/work"
             }
             for q in assignment.questions
         ],
+        "skip_sources": list(demo_cell_digests(assignment.notebook, assignment.demo_cells)),
         "cell_timeout": assignment.cell_timeout,
         "probe_timeout": assignment.probe_timeout or assignment.cell_timeout,
         "key": key,

@@ -88,6 +88,10 @@ class Assignment:
     memory: str = "2g"
     pids: int = 256
     cpus: float = 1.0
+    # Ids of the solution's demonstration cells that the grade never needs (no probe, and no
+    # cell after them, uses what they define) and that cost time: the runner skips a cell
+    # whose source is byte-for-byte one of these (so a student's edited, or new, cell runs).
+    demo_cells: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

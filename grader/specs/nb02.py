@@ -125,6 +125,9 @@ ASSIGNMENT = Assignment(
     id="02",
     notebook="02_serialization_security.ipynb",
     title="Serialization security",
+    # §5's scanner comparison (picklescan, fickling, modelscan — which imports TensorFlow — on
+    # 31 hostile files, and its plot): a third of the notebook's time, and no probe needs it
+    demo_cells=("02-026", "02-027"),
     questions=(
         Question(
             "find_globals",

@@ -175,3 +175,56 @@ def test_local_preview_grades_and_says_it_is_unsandboxed(tmp_path: Path) -> None
     assert "UNSANDBOXED" in result.detail
     partial = grade(tmp_path / "partial.ipynb", SPEC, backend="local")
     assert 0 < partial.score < SPEC.total_points
+
+
+def test_the_runner_skips_unchanged_demo_cells_and_runs_edited_ones(tmp_path: Path) -> None:
+    """The real runner and kernel: a cell whose source is a listed demo cell's is not run; the
+    same cell edited by the student (another digest) runs, and so does everything else."""
+    from grader.runner import inside
+    from grader.runner.protocol import source_digest
+
+    demo, edited = "demo_ran = True", "demo_ran = True  # mine"
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(s) for s in ("x = 1", demo, "y = 2")]
+    notebook.cells.insert(2, nbformat.v4.new_code_cell(edited.replace("demo_ran", "edit_ran")))
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook, path)
+    key = "k" * 64
+    probe = "def probe():\n    return [x, y, 'demo_ran' in globals(), 'edit_ran' in globals()]"
+    job = {
+        "notebook": str(path),
+        "work_dir": str(tmp_path),
+        "probes": [{"id": "q", "code": probe}],
+        "skip_sources": [source_digest(demo), source_digest("edit_ran = True")],
+        "cell_timeout": 60,
+        "key": key,
+    }
+    done = subprocess.run(
+        [sys.executable, inside.__file__],
+        input=(json.dumps(job) + "\n").encode(),
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    result = parse_frame(done.stdout, key.encode())
+    assert result is not None, done.stderr[-2000:]
+    assert (result["cells"], result["skipped_cells"]) == (3, 1)
+    assert result["probes"]["q"]["value"] == [1, 2, False, True]
+
+
+def test_every_specs_demo_cells_are_code_cells_of_its_student_notebook() -> None:
+    """A demo cell the student version does not hold would skip nothing (or, renamed in the
+    solution, raise): each listed id resolves and its source is in notebooks/."""
+    from course_pkg import paths
+    from grader.runner.protocol import demo_cell_digests, source_digest
+
+    listed = 0
+    for assignment_id in ASSIGNMENTS:
+        spec = load_assignment(assignment_id)
+        digests = demo_cell_digests(spec.notebook, spec.demo_cells)
+        student = nbformat.read(paths.NOTEBOOKS / spec.notebook, as_version=4)
+        sources = {source_digest(c.source) for c in student.cells if c.cell_type == "code"}
+        assert set(digests) <= sources, spec.id
+        listed += len(digests)
+    assert listed >= 2  # notebook 02's scanner comparison at least
