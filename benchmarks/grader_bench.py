@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/grader_bench.py --batch 100 --jobs 2   # the CLI, end to end
 
 Grades N copies of the full solution with 1 and then 2 parallel jobs (real containers), and
-executes the same notebook directly with nbclient on the host (no container, no probes). Prints
+executes the same notebook directly with nbclient on the host (no container, no probes; without
+the spec's demo cells, which the runner skips too). Prints
 per-submission wall time, overhead = container wall time − direct nbclient time (all cores),
 submissions per hour, and where one submission's time goes. With ``--batch N`` it instead
 runs ``grader grade --jobs J`` (the real CLI: intake, containers, results, gradebook) on N
@@ -26,8 +27,10 @@ from nbclient import NotebookClient
 
 from grader.grading import grade
 from grader.runner.docker_backend import run_docker
+from grader.runner.protocol import demo_cell_digests, source_digest
 from grader.samples import full_solution
 from grader.specs import load_assignment
+from grader.specs.model import Assignment
 
 
 def direct_seconds(path: Path, repeats: int, cpus: str | None = None) -> float:
@@ -55,6 +58,12 @@ def _direct(path: Path, repeats: int) -> float:
             ).execute()
             times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def without_demo_cells(notebook: nbformat.NotebookNode, spec: Assignment) -> nbformat.NotebookNode:
+    skip = set(demo_cell_digests(spec.notebook, spec.demo_cells))
+    notebook.cells = [c for c in notebook.cells if source_digest(c.source) not in skip]
+    return notebook
 
 
 def cli_batch(spec_id: str, notebook: str, count: int, jobs: int) -> None:
@@ -118,8 +127,11 @@ def main() -> None:
         copies.append(folder / f"s{i:03d}.ipynb")
         shutil.copy(source, copies[-1])
 
-    direct = direct_seconds(source, repeats=2)
-    one_cpu = direct_seconds(source, repeats=2, cpus="0")
+    # the floor does the grader's work: the spec's demo cells, which the runner skips, go
+    floor = folder / "floor.ipynb"
+    nbformat.write(without_demo_cells(nbformat.read(source, as_version=4), spec), floor)
+    direct = direct_seconds(floor, repeats=2)
+    one_cpu = direct_seconds(floor, repeats=2, cpus="0")
     print(
         f"direct nbclient on the host: {direct:.2f} s on all cores, {one_cpu:.2f} s on 1 core "
         "(the container gets 1 CPU)"
