@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import pkgutil
 import subprocess
 import sys
 import time
 
 import pytest
 
+import course_pkg.servers
 from course_pkg.processes import LocalServer, free_port, poll_until
 
 HEAVY = ("fastapi", "starlette", "pandas", "numpy", "httpx", "onnxruntime", "cryptography")
+# What starting or stopping another model server must not pay for: those, and the model libraries.
+MODEL_LIBRARIES = ("sklearn", "torch", "tensorflow", "keras", "mlflow", "pydantic")
+SERVERS = sorted(
+    f"course_pkg.servers.{info.name}"
+    for info in pkgutil.iter_modules(course_pkg.servers.__path__)
+    if info.name != "tf_serving_app"  # the app the TF Serving process runs: FastAPI on purpose
+)
 
 
 def modules_loaded_by(statement: str) -> set[str]:
@@ -31,6 +40,15 @@ def modules_loaded_by(statement: str) -> set[str]:
 )
 def test_the_process_helper_loads_no_heavy_library(statement: str) -> None:
     assert not modules_loaded_by(statement) & set(HEAVY)
+
+
+@pytest.mark.parametrize("module", SERVERS)
+def test_server_helpers_import_heavy_libraries_only_where_they_use_them(module: str) -> None:
+    assert len(SERVERS) >= 4  # mlflow_serve, tensorflow, torchserve, azureml_local at least
+    loaded = modules_loaded_by(f"import {module}")
+    assert not loaded & {*HEAVY, *MODEL_LIBRARIES}, (
+        f"{module} loads {loaded & {*HEAVY, *MODEL_LIBRARIES}}"
+    )
 
 
 def test_serving_names_still_import_from_the_package() -> None:
