@@ -16,21 +16,19 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from course_pkg.errors import ErrorDetail
-from course_pkg.serving import admin, jobs, kserve, mlflow_protocol, native, tfserving
+from course_pkg.serving import admin, endpoints, jobs, kserve, mlflow_protocol, native, tfserving
 from course_pkg.serving.batching import MicroBatcher
 from course_pkg.serving.errors import ApiError, error_body
 from course_pkg.serving.http import BodyLimitMiddleware, json_response, request_id
 from course_pkg.serving.limits import PredictionCache, RateLimiter
 from course_pkg.serving.observability import AccessLog, Metrics, ObservabilityMiddleware
 from course_pkg.serving.registry import ModelRegistry
-from course_pkg.serving.schema import RowSchema
 from course_pkg.serving.settings import ServerSettings
 from course_pkg.version import __version__
 
@@ -50,57 +48,6 @@ A/B split, sticky per `X-Client-Id`); `/versions/{version}` pins a version or al
 answer names its version in `X-Model-Version`. The admin API (`/admin`, off unless
 `COURSE_SERVE_ADMIN_TOKEN` is set) loads versions, moves aliases, splits and rolls back.
 """
-
-
-def _docs_schema(model_dirs: Sequence[Path]) -> tuple[RowSchema | None, list[dict[str, Any]]]:
-    """The first package's schema and example, read (not verified) for the OpenAPI page."""
-    from course_pkg.artifacts.manifest import read_manifest
-
-    for directory in model_dirs:
-        try:
-            manifest = read_manifest(directory)
-            schema = RowSchema(manifest.get("input_schema") or [], manifest["name"])
-        except Exception:  # the real load reports it; docs just fall back to generic
-            continue
-        return schema, list(manifest.get("extra", {}).get("input_example") or [])
-    return None, []
-
-
-def _fast_path(app: FastAPI) -> None:
-    """Serve the three hot prediction routes as bare Starlette routes, matched first.
-
-    FastAPI's per-request dependency solving and scope bookkeeping cost more than the model
-    (profiled: ~45 % of a one-row request). These handlers take only the ``Request``, so
-    nothing is lost by skipping it; the FastAPI routes stay registered behind them, so
-    ``/docs`` and the OpenAPI document are unchanged. Same handlers, same errors, same route
-    templates in metrics and logs.
-    """
-    from starlette.routing import Route
-
-    from course_pkg.serving.http import serving_model
-
-    # Starlette routes do not put themselves in scope["route"] (FastAPI's do); the route
-    # template goes in request.state so metrics and logs label these requests the same way.
-    async def invocations(request: Request) -> Response:
-        request.state.route = "/invocations"
-        return await mlflow_protocol.invocations(request)
-
-    async def predict_latest(request: Request) -> Response:
-        request.state.route = "/v1/models/{name}/predict"
-        served = serving_model(request, request.path_params["name"])
-        return await native.predict(request, served)
-
-    async def predict_version(request: Request) -> Response:
-        request.state.route = "/v1/models/{name}/versions/{version}/predict"
-        params = request.path_params
-        served = serving_model(request, params["name"], params["version"])
-        return await native.predict(request, served)
-
-    app.router.routes[0:0] = [
-        Route("/invocations", invocations, methods=["POST"]),
-        Route("/v1/models/{name}/predict", predict_latest, methods=["POST"]),
-        Route("/v1/models/{name}/versions/{version}/predict", predict_version, methods=["POST"]),
-    ]
 
 
 def _state(
@@ -210,18 +157,19 @@ def create_app(
     )
     _state(app, registry, metrics, settings)
 
-    schema, example = _docs_schema(registry.model_dirs)
-    # Routes are matched in order: the prediction routes go first (the hot path), and TF
-    # Serving's /v1/models/{target} after the native /v1/models/{name} routes it overlaps.
-    app.include_router(native.predict_router(schema, example))
     app.include_router(mlflow_protocol.router)
     app.include_router(native.router)
     app.include_router(jobs.router)
     app.include_router(kserve.router)
-    app.include_router(tfserving.router)
     app.include_router(admin.router)
-
-    _fast_path(app)
+    # Every protocol's prediction routes, one declaration each (served and documented from
+    # it), matched before the FastAPI routes above: the hot path. They take only POST, so the
+    # GET routes they overlap (/v1/models/{name} and TF Serving's /v1/models/{target}) still
+    # answer.
+    endpoints.install(
+        app,
+        [*mlflow_protocol.ENDPOINTS, *native.ENDPOINTS, *tfserving.ENDPOINTS, *kserve.ENDPOINTS],
+    )
 
     @app.get("/metrics", tags=["monitoring"], summary="Prometheus metrics")
     async def metrics_endpoint() -> Response:

@@ -1,4 +1,8 @@
-"""The native API: health, model listing, and prediction from JSON, CSV or an image."""
+"""The native API: health, model listing, and prediction from JSON, CSV or an image.
+
+The two prediction routes are ``ENDPOINTS`` (``endpoints.Endpoint``: one declaration gives
+the served route and its OpenAPI operations); the rest are FastAPI routes on ``router``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from course_pkg.serving.endpoints import Endpoint
 from course_pkg.serving.errors import ApiError, invalid_input, unsupported_media_type
 from course_pkg.serving.http import (
     admit,
@@ -22,9 +27,18 @@ from course_pkg.serving.http import (
     settings_of,
     spool_body,
 )
+from course_pkg.serving.openapi_schemas import (
+    BINARY,
+    MULTIPART,
+    Components,
+    Schema,
+    component_name,
+    csv_example,
+    json_body,
+    responses,
+)
 from course_pkg.serving.payloads import csv_chunks, image_features, stream_csv, validate_csv
 from course_pkg.serving.registry import ServedModel
-from course_pkg.serving.schema import RowSchema
 
 router = APIRouter()
 ACCEPTED = [
@@ -226,83 +240,146 @@ async def predict(request: Request, served: ServedModel) -> Response:
     raise unsupported_media_type(kind or None, ACCEPTED)
 
 
-def _openapi(schema: RowSchema | None, example: list[dict[str, Any]]) -> dict[str, Any]:
-    """Document the body types by hand: one generic route serves every model's schema.
+async def predict_latest(request: Request) -> Response:
+    return await predict(request, serving_model(request, request.path_params["name"]))
 
-    The JSON schema and example are the first model's (from its manifest)."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
+
+async def predict_version(request: Request) -> Response:
+    params = request.path_params
+    return await predict(request, serving_model(request, params["name"], params["version"]))
+
+
+ERRORS = {
+    "404": "unknown model or version",
+    "413": "body over the limit, or too many rows",
+    "415": "unsupported Content-Type",
+    "422": "invalid input: every problem with field and row",
+    "429": "rate limit spent (Retry-After)",
+    "503": "models still loading",
+}
+ERROR: Schema = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["status", "code", "message", "details"],
+            "properties": {
+                "status": {"type": "integer"},
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {
+                    "type": "array",
+                    "items": {
                         "type": "object",
-                        "required": ["records"],
-                        "additionalProperties": False,
                         "properties": {
-                            "records": {
-                                "type": "array",
-                                "minItems": 1,
-                                "items": schema.json_schema() if schema else {"type": "object"},
-                            }
+                            "field": {"type": "string"},
+                            "row": {"type": ["integer", "null"]},
+                            "message": {"type": "string"},
                         },
                     },
-                    "example": {"records": example},
                 },
-                "text/csv": {"schema": {"type": "string"}, "example": "column,…\nvalue,…\n"},
-                "multipart/form-data": {
-                    "schema": {
+                "request_id": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+PREDICTIONS: Schema = {
+    "type": "object",
+    "required": ["model", "version", "predictions"],
+    "properties": {
+        "model": {"type": "string"},
+        "version": {"type": "string"},
+        "request_id": {"type": ["string", "null"]},
+        "predictions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["label", "probabilities"],
+                "properties": {
+                    "label": {},
+                    "probabilities": {
                         "type": "object",
-                        "properties": {"file": {"type": "string", "format": "binary"}},
-                    }
-                },
-                "image/png": {"schema": {"type": "string", "format": "binary"}},
-            },
-        },
-        "responses": {
-            "200": {
-                "description": "labels and per-class probabilities (CSV in → CSV out)",
-                "content": {
-                    "application/json": {
-                        "example": {
-                            "model": "churn",
-                            "version": "1.0.0",
-                            "request_id": "3f1c…",
-                            "predictions": [{"label": 0, "probabilities": {"0": 0.93, "1": 0.07}}],
-                        }
+                        "additionalProperties": {"type": "number"},
                     },
-                    "text/csv": {"schema": {"type": "string"}},
                 },
             },
-            "404": {"description": "unknown model or version"},
-            "413": {"description": "body over the limit"},
-            "415": {"description": "unsupported Content-Type"},
-            "422": {"description": "invalid input: every problem with field and row"},
         },
+    },
+}
+
+
+def _operation(served: ServedModel, components: Components) -> Schema:
+    """The request body and answers of one model version's predict route."""
+    records = components.add(
+        component_name(served, "records"),
+        {
+            "title": f"{served.name} {served.version}: records to predict",
+            "type": "object",
+            "required": ["records"],
+            "additionalProperties": False,
+            "properties": {
+                "records": {"type": "array", "minItems": 1, "items": components.row(served)}
+            },
+        },
+    )
+    content: Schema = {"application/json": json_body(records, {"records": served.example()})}
+    answer: Schema = {}
+    if served.kind == "image":
+        content["image/png"] = content["image/jpeg"] = {"schema": BINARY}
+    else:
+        content["text/csv"] = {"schema": {"type": "string"}, "example": csv_example(served)}
+        answer["text/csv"] = {"schema": {"type": "string"}}
+    content["multipart/form-data"] = MULTIPART
+    classes = [str(c) for c in served.classes] or ["0", "1"]
+    example = {
+        "model": served.name,
+        "version": served.version,
+        "request_id": "3f1c…",
+        "predictions": [
+            {
+                "label": served.classes[0] if served.classes else 0,
+                "probabilities": {c: round(1 / len(classes), 3) for c in classes},
+            }
+        ],
+    }
+    ok = {
+        "description": "labels and per-class probabilities (CSV in → CSV out)",
+        "content": {
+            "application/json": {
+                "schema": components.shared("Predictions", PREDICTIONS),
+                "example": example,
+            },
+            **answer,
+        },
+    }
+    return {
+        "requestBody": {"required": True, "content": content},
+        "responses": responses(ok, ERRORS, components.shared("Error", ERROR)),
     }
 
 
-def predict_router(schema: RowSchema | None, example: list[dict[str, Any]]) -> APIRouter:
-    """The prediction routes, documented with ``schema`` and ``example`` (a new router per app)."""
-    router = APIRouter()
-    extra = _openapi(schema, example)
-
-    @router.post(
-        "/v1/models/{name}/predict",
-        tags=["predict"],
+ENDPOINTS = (
+    Endpoint(
+        route="/v1/models/{name}/predict",
+        handler=predict_latest,
+        name="predict",
         summary="Predict with the version the routing picks (stable, or the A/B split)",
-        openapi_extra=extra,
-    )
-    async def predict_latest(request: Request, name: str) -> Response:
-        return await predict(request, serving_model(request, name))
-
-    @router.post(
-        "/v1/models/{name}/versions/{version}/predict",
-        tags=["predict"],
-        summary="Predict with one pinned version or alias (1.1.0, canary, latest)",
-        openapi_extra=extra,
-    )
-    async def predict_version(request: Request, name: str, version: str) -> Response:
-        return await predict(request, serving_model(request, name, version))
-
-    return router
+        tag="predict",
+        docs_path="/v1/models/{name}/predict",
+        per="model",
+        operation=_operation,
+        description="JSON records, CSV (streamed), a multipart file or an image. The body is "
+        "documented with the schema of the version the routing serves (its stable alias).",
+    ),
+    Endpoint(
+        route="/v1/models/{name}/versions/{version}/predict",
+        handler=predict_version,
+        name="predict_version",
+        summary="Predict with one pinned version (an alias works too: canary, latest)",
+        tag="predict",
+        docs_path="/v1/models/{name}/versions/{version}/predict",
+        per="version",
+        operation=_operation,
+    ),
+)

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
+from course_pkg.serving.endpoints import Endpoint
 from course_pkg.serving.errors import ApiError, not_found
 from course_pkg.serving.http import (
     admit,
@@ -29,9 +30,18 @@ from course_pkg.serving.http import (
     serving_model,
     settings_of,
 )
+from course_pkg.serving.openapi_schemas import (
+    PLAIN_ERROR,
+    Components,
+    Schema,
+    columnar,
+    columns_of,
+    component_name,
+    json_body,
+    responses,
+    rows,
+)
 from course_pkg.serving.registry import ServedModel
-
-router = APIRouter(tags=["tf serving protocol"])
 
 
 def request_data(body: Any) -> tuple[Any, str]:
@@ -115,14 +125,84 @@ def _split(target: str, action: str = "predict") -> str:
     return target[: -len(suffix)]
 
 
-@router.post("/v1/models/{target}", summary="TF Serving predict: POST /v1/models/{name}:predict")
-async def predict_latest(request: Request, target: str) -> Response:
-    return await _predict(request, _split(target), None)
+async def predict_latest(request: Request) -> Response:
+    return await _predict(request, _split(request.path_params["target"]), None)
 
 
-@router.post(
-    "/v1/models/{name}/versions/{target}",
-    summary="TF Serving predict, pinned: POST /v1/models/{name}/versions/{v}:predict",
+async def predict_version(request: Request) -> Response:
+    params = request.path_params
+    return await _predict(request, params["name"], _split(params["target"]))
+
+
+def _operation(served: ServedModel, components: Components) -> Schema:
+    """TF Serving's row (``instances``) and columnar (``inputs``) layouts for one version."""
+    inputs = columnar(served, components)
+    columns = columns_of(served, components)
+    if len(columns) == 1:  # a single-input model also takes the bare batch
+        bare = {"type": "array", "minItems": 1, "items": next(iter(columns.values()))}
+        inputs = {"anyOf": [inputs, bare]}
+    body = components.add(
+        component_name(served, "tf-predict"),
+        {
+            "title": f"{served.name} {served.version}: a TF Serving predict request",
+            "type": "object",
+            "properties": {
+                "signature_name": {"type": "string", "enum": ["serving_default"]},
+                "instances": rows(served, components),
+                "inputs": inputs,
+            },
+            "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
+        },
+    )
+    ok = {
+        "description": "row layout → predictions (one object per example); columnar → outputs",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "predictions": {"type": "array", "items": {"type": "object"}},
+                        "outputs": {"type": "object"},
+                    },
+                },
+            }
+        },
+    }
+    errors = {
+        "400": "invalid input (TF Serving's message)",
+        "404": "Servable not found for request: …",
+        "429": "rate limit spent",
+        "503": "models still loading",
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": json_body(body, {"instances": served.example()})},
+        },
+        "responses": responses(ok, errors, components.shared("PlainError", PLAIN_ERROR)),
+    }
+
+
+ENDPOINTS = (
+    Endpoint(
+        route="/v1/models/{target}",
+        handler=predict_latest,
+        name="tf_predict",
+        summary="TF Serving predict: POST /v1/models/{name}:predict",
+        tag="tf serving protocol",
+        docs_path="/v1/models/{name}:predict",
+        per="model",
+        operation=_operation,
+    ),
+    Endpoint(
+        route="/v1/models/{name}/versions/{target}",
+        handler=predict_version,
+        name="tf_predict_version",
+        summary="TF Serving predict, pinned: POST /v1/models/{name}/versions/{v}:predict",
+        tag="tf serving protocol",
+        docs_path="/v1/models/{name}/versions/{version}:predict",
+        per="version",
+        operation=_operation,
+        description="A bare integer version means the highest loaded version with that major.",
+    ),
 )
-async def predict_version(request: Request, name: str, target: str) -> Response:
-    return await _predict(request, name, _split(target))

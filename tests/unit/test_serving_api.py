@@ -459,16 +459,18 @@ def test_metrics_and_access_log(client: TestClient, caplog: pytest.LogCaptureFix
 
 def test_openapi_shows_real_examples(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
-    body = spec["paths"]["/v1/models/{name}/predict"]["post"]["requestBody"]["content"]
+    schemas = spec["components"]["schemas"]
+    body = spec["paths"]["/v1/models/churn/predict"]["post"]["requestBody"]["content"]
     example = body["application/json"]["example"]["records"]
     assert len(example) == 2 and example[0]["contract"] in {
         "month-to-month",
         "one-year",
         "two-year",
     }
-    items = body["application/json"]["schema"]["properties"]["records"]["items"]
+    records = schemas[body["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]]
+    items = schemas[records["properties"]["records"]["items"]["$ref"].rsplit("/", 1)[-1]]
     assert items["properties"]["contract"]["enum"] == ["month-to-month", "one-year", "two-year"]
-    for path in ("/invocations", "/v2/models/{name}/infer", "/v1/models/{target}", "/metrics"):
+    for path in ("/invocations", "/v2/models/churn/infer", "/v1/models/churn:predict", "/metrics"):
         assert path in spec["paths"]
 
 
