@@ -20,6 +20,7 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from course_pkg.serving import openapi_operations
 from course_pkg.serving.endpoints import Endpoint
 from course_pkg.serving.errors import ApiError
 from course_pkg.serving.http import (
@@ -32,14 +33,7 @@ from course_pkg.serving.http import (
     serving_model,
     settings_of,
 )
-from course_pkg.serving.openapi_schemas import (
-    PLAIN_ERROR,
-    Components,
-    Schema,
-    component_name,
-    json_body,
-    responses,
-)
+from course_pkg.serving.openapi_schemas import Components, Schema
 from course_pkg.serving.registry import ServedModel
 from course_pkg.version import __version__
 
@@ -324,102 +318,9 @@ async def infer_version(request: Request) -> Response:
     return await _infer(request, params["name"], params["version"])
 
 
-def _example(served: ServedModel, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The version's example rows as one V2 request: a tensor per input."""
-    rows = served.example()
-    tensors = []
-    for spec in inputs:
-        values = [row.get(spec["name"]) for row in rows]
-        if spec["shape"][-1] == 1:
-            tensors.append({**spec, "shape": [len(values), 1], "data": values})
-        else:  # a whole-row tensor (digits' pixels): [n, width], flattened
-            flat = [v for value in values for v in (value or [])]
-            tensors.append({**spec, "shape": [len(values), spec["shape"][-1]], "data": flat})
-    return {"inputs": tensors}
-
-
 def _operation(served: ServedModel, components: Components) -> Schema:
-    """An inference request naming this version's input tensors and their datatypes."""
     metadata = _metadata(served, [served.version])
-    inputs = metadata["inputs"]
-    tensor = {
-        "type": "object",
-        "required": ["name", "shape", "datatype"],
-        "properties": {
-            "name": {"type": "string", "enum": [spec["name"] for spec in inputs]},
-            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-            "datatype": {"type": "string", "enum": ["BYTES", *NUMPY]},
-            "data": {"type": "array"},
-            "parameters": {
-                "type": "object",
-                "properties": {"binary_data_size": {"type": "integer", "minimum": 0}},
-            },
-        },
-    }
-    output = {
-        "type": "object",
-        "required": ["name"],
-        "properties": {
-            "name": {"type": "string", "enum": [o["name"] for o in metadata["outputs"]]},
-            "parameters": {"type": "object"},
-        },
-    }
-    body = components.add(
-        component_name(served, "v2-infer"),
-        {
-            "title": f"{served.name} {served.version}: a V2 inference request",
-            "type": "object",
-            "required": ["inputs"],
-            "properties": {
-                "id": {"type": "string"},
-                "parameters": {"type": "object"},
-                "inputs": {"type": "array", "items": tensor},
-                "outputs": {"type": "array", "items": output},
-            },
-        },
-    )
-    ok = {
-        "description": "label (INT64 [n]) and probabilities (FP32 [n, classes]); binary "
-        "outputs when asked for (Inference-Header-Content-Length)",
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["model_name", "outputs"],
-                    "properties": {
-                        "model_name": {"type": "string"},
-                        "model_version": {"type": "string"},
-                        "id": {"type": "string"},
-                        "outputs": {"type": "array", "items": {"type": "object"}},
-                    },
-                }
-            },
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-    errors = {
-        "400": "invalid input",
-        "404": "unknown model or version",
-        "429": "rate limit spent",
-        "503": "models still loading",
-    }
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": json_body(body, _example(served, inputs)),
-                "application/octet-stream": {
-                    "schema": {
-                        "type": "string",
-                        "format": "binary",
-                        "description": "the binary tensor extension: the JSON header "
-                        "(its length in Inference-Header-Content-Length), then the tensors",
-                    },
-                },
-            },
-        },
-        "responses": responses(ok, errors, components.shared("PlainError", PLAIN_ERROR)),
-    }
+    return openapi_operations.v2_infer(served, components, metadata, ["BYTES", *NUMPY])
 
 
 ENDPOINTS = (

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from course_pkg.serving import openapi_operations
 from course_pkg.serving.endpoints import Endpoint
 from course_pkg.serving.errors import ApiError, with_details
 from course_pkg.serving.http import (
@@ -26,16 +27,7 @@ from course_pkg.serving.http import (
     serving_model,
     settings_of,
 )
-from course_pkg.serving.openapi_schemas import (
-    Components,
-    Schema,
-    columnar,
-    component_name,
-    csv_example,
-    json_body,
-    responses,
-    rows,
-)
+from course_pkg.serving.openapi_schemas import Components, Schema
 from course_pkg.serving.payloads import csv_chunks, predict_frame, validate_csv
 from course_pkg.serving.registry import ServedModel
 
@@ -148,71 +140,8 @@ async def invocations(request: Request) -> Response:
         return mlflow_error(error)
 
 
-MLFLOW_ERROR: Schema = {
-    "type": "object",
-    "required": ["error_code", "message"],
-    "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}},
-}
-
-
 def _operation(served: ServedModel, components: Components) -> Schema:
-    """MLflow's four JSON layouts (exactly one per body) and CSV, for the default model."""
-    records = rows(served, components)
-    columns = served.schema.columns
-    split = {
-        "type": "object",
-        "required": ["columns", "data"],
-        "properties": {
-            "columns": {"type": "array", "items": {"type": "string", "enum": columns}},
-            "data": {"type": "array", "minItems": 1, "items": {"type": "array"}},
-        },
-    }
-    body = components.add(
-        component_name(served, "mlflow-invocations"),
-        {
-            "title": f"{served.name} {served.version}: an MLflow scoring request",
-            "type": "object",
-            "properties": {
-                "dataframe_split": split,
-                "dataframe_records": records,
-                "instances": records,
-                "inputs": {"anyOf": [records, columnar(served, components)]},
-            },
-            "oneOf": [{"required": [key]} for key in FORMATS],
-        },
-    )
-    example = served.example()
-    split_example = {
-        "dataframe_split": {
-            "columns": columns,
-            "data": [[row.get(c) for c in columns] for row in example],
-        }
-    }
-    content: Schema = {"application/json": json_body(body, split_example)}
-    if served.kind == "tabular":
-        content["text/csv"] = {"schema": {"type": "string"}, "example": csv_example(served)}
-    ok = {
-        "description": "one label per row, as an MLflow classifier's pyfunc answers",
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["predictions"],
-                    "properties": {"predictions": {"type": "array"}},
-                },
-                "example": {"predictions": [served.classes[0] if served.classes else 0]},
-            }
-        },
-    }
-    errors = {
-        "400": "invalid input (MLflow answers 400 where the native API says 422)",
-        "413": "body over the limit",
-        "429": "rate limit spent",
-        "503": "the model is still loading",
-    }
-    described = responses(ok, errors, components.shared("MlflowError", MLFLOW_ERROR))
-    described["415"] = {"description": "not JSON or CSV (text/plain, like MLflow)"}
-    return {"requestBody": {"required": True, "content": content}, "responses": described}
+    return openapi_operations.mlflow_invocations(served, components, FORMATS)
 
 
 ENDPOINTS = (

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from course_pkg.serving import openapi_operations
 from course_pkg.serving.endpoints import Endpoint
 from course_pkg.serving.errors import ApiError, invalid_input, unsupported_media_type
 from course_pkg.serving.http import (
@@ -26,16 +27,6 @@ from course_pkg.serving.http import (
     serving_model,
     settings_of,
     spool_body,
-)
-from course_pkg.serving.openapi_schemas import (
-    BINARY,
-    MULTIPART,
-    Components,
-    Schema,
-    component_name,
-    csv_example,
-    json_body,
-    responses,
 )
 from course_pkg.serving.payloads import csv_chunks, image_features, stream_csv, validate_csv
 from course_pkg.serving.registry import ServedModel
@@ -249,116 +240,6 @@ async def predict_version(request: Request) -> Response:
     return await predict(request, serving_model(request, params["name"], params["version"]))
 
 
-ERRORS = {
-    "404": "unknown model or version",
-    "413": "body over the limit, or too many rows",
-    "415": "unsupported Content-Type",
-    "422": "invalid input: every problem with field and row",
-    "429": "rate limit spent (Retry-After)",
-    "503": "models still loading",
-}
-ERROR: Schema = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["status", "code", "message", "details"],
-            "properties": {
-                "status": {"type": "integer"},
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "details": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "field": {"type": "string"},
-                            "row": {"type": ["integer", "null"]},
-                            "message": {"type": "string"},
-                        },
-                    },
-                },
-                "request_id": {"type": ["string", "null"]},
-            },
-        }
-    },
-}
-PREDICTIONS: Schema = {
-    "type": "object",
-    "required": ["model", "version", "predictions"],
-    "properties": {
-        "model": {"type": "string"},
-        "version": {"type": "string"},
-        "request_id": {"type": ["string", "null"]},
-        "predictions": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["label", "probabilities"],
-                "properties": {
-                    "label": {},
-                    "probabilities": {
-                        "type": "object",
-                        "additionalProperties": {"type": "number"},
-                    },
-                },
-            },
-        },
-    },
-}
-
-
-def _operation(served: ServedModel, components: Components) -> Schema:
-    """The request body and answers of one model version's predict route."""
-    records = components.add(
-        component_name(served, "records"),
-        {
-            "title": f"{served.name} {served.version}: records to predict",
-            "type": "object",
-            "required": ["records"],
-            "additionalProperties": False,
-            "properties": {
-                "records": {"type": "array", "minItems": 1, "items": components.row(served)}
-            },
-        },
-    )
-    content: Schema = {"application/json": json_body(records, {"records": served.example()})}
-    answer: Schema = {}
-    if served.kind == "image":
-        content["image/png"] = content["image/jpeg"] = {"schema": BINARY}
-    else:
-        content["text/csv"] = {"schema": {"type": "string"}, "example": csv_example(served)}
-        answer["text/csv"] = {"schema": {"type": "string"}}
-    content["multipart/form-data"] = MULTIPART
-    classes = [str(c) for c in served.classes] or ["0", "1"]
-    example = {
-        "model": served.name,
-        "version": served.version,
-        "request_id": "3f1c…",
-        "predictions": [
-            {
-                "label": served.classes[0] if served.classes else 0,
-                "probabilities": {c: round(1 / len(classes), 3) for c in classes},
-            }
-        ],
-    }
-    ok = {
-        "description": "labels and per-class probabilities (CSV in → CSV out)",
-        "content": {
-            "application/json": {
-                "schema": components.shared("Predictions", PREDICTIONS),
-                "example": example,
-            },
-            **answer,
-        },
-    }
-    return {
-        "requestBody": {"required": True, "content": content},
-        "responses": responses(ok, ERRORS, components.shared("Error", ERROR)),
-    }
-
-
 ENDPOINTS = (
     Endpoint(
         route="/v1/models/{name}/predict",
@@ -368,7 +249,7 @@ ENDPOINTS = (
         tag="predict",
         docs_path="/v1/models/{name}/predict",
         per="model",
-        operation=_operation,
+        operation=openapi_operations.native_predict,
         description="JSON records, CSV (streamed), a multipart file or an image. The body is "
         "documented with the schema of the version the routing serves (its stable alias).",
     ),
@@ -380,6 +261,6 @@ ENDPOINTS = (
         tag="predict",
         docs_path="/v1/models/{name}/versions/{version}/predict",
         per="version",
-        operation=_operation,
+        operation=openapi_operations.native_predict,
     ),
 )

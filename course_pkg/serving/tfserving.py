@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
+from course_pkg.serving import openapi_operations
 from course_pkg.serving.endpoints import Endpoint
 from course_pkg.serving.errors import ApiError, not_found
 from course_pkg.serving.http import (
@@ -29,17 +30,6 @@ from course_pkg.serving.http import (
     run_model,
     serving_model,
     settings_of,
-)
-from course_pkg.serving.openapi_schemas import (
-    PLAIN_ERROR,
-    Components,
-    Schema,
-    columnar,
-    columns_of,
-    component_name,
-    json_body,
-    responses,
-    rows,
 )
 from course_pkg.serving.registry import ServedModel
 
@@ -134,55 +124,6 @@ async def predict_version(request: Request) -> Response:
     return await _predict(request, params["name"], _split(params["target"]))
 
 
-def _operation(served: ServedModel, components: Components) -> Schema:
-    """TF Serving's row (``instances``) and columnar (``inputs``) layouts for one version."""
-    inputs = columnar(served, components)
-    columns = columns_of(served, components)
-    if len(columns) == 1:  # a single-input model also takes the bare batch
-        bare = {"type": "array", "minItems": 1, "items": next(iter(columns.values()))}
-        inputs = {"anyOf": [inputs, bare]}
-    body = components.add(
-        component_name(served, "tf-predict"),
-        {
-            "title": f"{served.name} {served.version}: a TF Serving predict request",
-            "type": "object",
-            "properties": {
-                "signature_name": {"type": "string", "enum": ["serving_default"]},
-                "instances": rows(served, components),
-                "inputs": inputs,
-            },
-            "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
-        },
-    )
-    ok = {
-        "description": "row layout → predictions (one object per example); columnar → outputs",
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "predictions": {"type": "array", "items": {"type": "object"}},
-                        "outputs": {"type": "object"},
-                    },
-                },
-            }
-        },
-    }
-    errors = {
-        "400": "invalid input (TF Serving's message)",
-        "404": "Servable not found for request: …",
-        "429": "rate limit spent",
-        "503": "models still loading",
-    }
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": json_body(body, {"instances": served.example()})},
-        },
-        "responses": responses(ok, errors, components.shared("PlainError", PLAIN_ERROR)),
-    }
-
-
 ENDPOINTS = (
     Endpoint(
         route="/v1/models/{target}",
@@ -192,7 +133,7 @@ ENDPOINTS = (
         tag="tf serving protocol",
         docs_path="/v1/models/{name}:predict",
         per="model",
-        operation=_operation,
+        operation=openapi_operations.tf_predict,
     ),
     Endpoint(
         route="/v1/models/{name}/versions/{target}",
@@ -202,7 +143,7 @@ ENDPOINTS = (
         tag="tf serving protocol",
         docs_path="/v1/models/{name}/versions/{version}:predict",
         per="version",
-        operation=_operation,
+        operation=openapi_operations.tf_predict,
         description="A bare integer version means the highest loaded version with that major.",
     ),
 )
