@@ -24,6 +24,7 @@ from course_pkg import check
 from course_pkg.checks import list_checks
 from course_pkg.checks._delegation import Watch, identity_hits, resolve, run_probe
 from course_pkg.checks._registry import FORBIDDEN
+from grader.samples import DELEGATIONS
 
 list_checks()  # import every notebook's checks, so FORBIDDEN is complete
 CASES = [(exercise, name) for exercise, names in sorted(FORBIDDEN.items()) for name in names]
@@ -113,71 +114,37 @@ def _plan(peak: float, per_core: float, utilization: float, minimum: int) -> int
     ).replicas
 
 
-def _make_app(predictor: Any) -> Any:
-    from course_pkg.checks.nb04 import reference_package
-    from course_pkg.serving.app import create_app
-
-    return create_app(reference_package())
-
-
-def _chunks(reader: str) -> Callable[..., Any]:
-    def score_in_chunks(predictor: Any, csv_path: Path, out_path: Path, chunk_rows: int) -> int:
-        from course_pkg.batch import reading
-
-        rows = 0
-        chunks = (
-            reading.read_chunks(csv_path, chunk_rows)
-            if reader == "read_chunks"
-            else (t.to_pandas() for t in reading.read_tables(csv_path, chunk_rows))
-        )
-        for i, chunk in enumerate(chunks):
-            labels, proba = predictor.predict_both(chunk)
-            chunk = chunk.assign(prediction=labels, probability=proba[:, 1])
-            chunk.to_csv(out_path, mode="w" if i == 0 else "a", header=i == 0, index=False)
-            rows += len(chunk)
-        return rows
-
-    return score_in_chunks
+@functools.cache
+def _delegations(assignment: str) -> dict[str, Any]:
+    """The names ``grader.samples.DELEGATIONS[assignment]`` defines: the delegating cell the
+    grading tests append to a submission, run here as-is (one source for both)."""
+    scope: dict[str, Any] = {"__name__": f"delegation_{assignment}"}
+    exec(DELEGATIONS[assignment], scope)
+    return scope
 
 
-class _Bucket:
-    def __init__(self, rate: float, burst: int, now: float = 0.0) -> None:
-        from course_pkg.serving.limits import TokenBucket
-
-        self.bucket = TokenBucket(rate=rate, burst=burst, tokens=float(burst), updated=now)
-
-    def allow(self, now: float) -> bool:
-        return bool(self.bucket.take(now)[0])
+def _delegating(assignment: str, name: str) -> Any:
+    return _delegations(assignment)[name]
 
 
-def _cache_key(model: str, version: str, row: dict[str, Any]) -> bytes:
-    from course_pkg.serving.limits import PredictionCache
+def _chunks_via_tables(predictor: Any, csv_path: Path, out_path: Path, chunk_rows: int) -> int:
+    """05's delegating scorer over ``read_tables`` (DELEGATIONS uses ``read_chunks``)."""
+    from course_pkg.batch import reading
 
-    return PredictionCache.key(f"{model}:{version}", row)
+    rows = 0
+    chunks = (t.to_pandas() for t in reading.read_tables(csv_path, chunk_rows))
+    for i, chunk in enumerate(chunks):
+        labels, proba = predictor.predict_both(chunk)
+        chunk = chunk.assign(prediction=labels, probability=proba[:, 1])
+        chunk.to_csv(out_path, mode="w" if i == 0 else "a", header=i == 0, index=False)
+        rows += len(chunk)
+    return rows
 
 
 def _canonical(model: str, version: str, row: dict[str, Any]) -> bytes:
     from course_pkg.serving.limits import canonical_row
 
     return f"{model}\0{version}\0".encode() + canonical_row(row)
-
-
-def _percentiles(latencies: list[float]) -> dict[str, float]:
-    from collections import Counter
-
-    import numpy as np
-
-    from course_pkg.loadtest import LoadResult
-
-    result = LoadResult(np.asarray(latencies), np.asarray(latencies), Counter(), 0, 1.0, 1)
-    return {f"p{q}": result.percentile(q) for q in (50, 95, 99)}
-
-
-def _tags(version: str, revision: str, model: str, release: bool) -> list[str]:
-    from course_pkg.containers import tags_for
-
-    tags = tags_for(version, revision, model)
-    return [*tags, "latest"] if release else tags[1:]
 
 
 # A def that calls the reference the way the exercise's signature allows (where calling it
@@ -194,15 +161,20 @@ ADAPTERS: dict[tuple[str, str], Callable[..., Any]] = {
     ("08.replicas", "course_pkg.kubernetes.plan_capacity"): _plan,
     ("09.space_readme", "course_pkg.deploy_folders.space_header"): _readme,
     ("09.space_readme", "course_pkg.deploy_folders.build_space"): _space,
-    ("04.predict_endpoint", "course_pkg.serving.app.create_app"): _make_app,
-    ("04.csv_endpoint", "course_pkg.serving.app.create_app"): _make_app,
-    ("05.chunked_scorer", "course_pkg.batch.reading.read_chunks"): _chunks("read_chunks"),
-    ("05.chunked_scorer", "course_pkg.batch.reading.read_tables"): _chunks("read_tables"),
-    ("05.token_bucket", "course_pkg.serving.limits.TokenBucket"): _Bucket,
-    ("05.cache_key", "course_pkg.serving.limits.PredictionCache.key"): _cache_key,
+    ("05.chunked_scorer", "course_pkg.batch.reading.read_tables"): _chunks_via_tables,
     ("05.cache_key", "course_pkg.serving.limits.canonical_row"): _canonical,
-    ("05.percentiles", "course_pkg.loadtest.LoadResult.percentile"): _percentiles,
-    ("06.choose_tags", "course_pkg.containers.tags_for"): _tags,
+}
+
+# The same, taken from the delegating cells of grader.samples.DELEGATIONS, run as they are:
+# (exercise, reference) → (assignment, the name that cell defines).
+FROM_DELEGATIONS: dict[tuple[str, str], tuple[str, str]] = {
+    ("04.predict_endpoint", "course_pkg.serving.app.create_app"): ("04", "make_app"),
+    ("04.csv_endpoint", "course_pkg.serving.app.create_app"): ("04", "make_app"),
+    ("05.chunked_scorer", "course_pkg.batch.reading.read_chunks"): ("05", "score_in_chunks"),
+    ("05.token_bucket", "course_pkg.serving.limits.TokenBucket"): ("05", "TokenBucket"),
+    ("05.cache_key", "course_pkg.serving.limits.PredictionCache.key"): ("05", "cache_key"),
+    ("05.percentiles", "course_pkg.loadtest.LoadResult.percentile"): ("05", "latency_percentiles"),
+    ("06.choose_tags", "course_pkg.containers.tags_for"): ("06", "choose_tags"),
 }
 
 
@@ -228,6 +200,8 @@ def _as_answer(exercise: str, name: str, how: str) -> Any:
     adapter = ADAPTERS.get((exercise, name))
     if adapter is not None:
         return adapter
+    if (exercise, name) in FROM_DELEGATIONS:
+        return _delegating(*FROM_DELEGATIONS[exercise, name])
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return target(*args, **kwargs)
@@ -365,3 +339,10 @@ def test_a_check_table_cannot_be_looked_up_for_the_answer() -> None:
 
     assert not check("08.canary_verdict", canary_verdict, quiet=True).passed
     assert all(len(case) == 3 and isinstance(case[2], str) for case in VERDICT_CASES)
+
+
+def test_adapters_taken_from_the_delegating_cells_are_real_cases() -> None:
+    for (exercise, name), (assignment, defined) in FROM_DELEGATIONS.items():
+        assert (exercise, name) in CASES, f"{exercise} no longer forbids {name}"
+        assert callable(_delegating(assignment, defined)), f"DELEGATIONS[{assignment}]: {defined}"
+    assert not set(FROM_DELEGATIONS) & set(ADAPTERS)  # one adapter per case
