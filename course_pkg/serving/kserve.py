@@ -187,6 +187,8 @@ def _parse_request(body: bytes, header_length: str | None) -> tuple[dict[str, An
     request = parse_json(json_part)
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
         raise _bad("an inference request needs an 'inputs' list")
+    if not isinstance(request.get("parameters") or {}, dict):
+        raise _bad("the request's 'parameters' must be an object")
     return request, binary
 
 
@@ -222,8 +224,8 @@ def _rows(request: dict[str, Any], binary: bytes, served: ServedModel) -> list[d
     columns: dict[str, list[Any]] = {}
     offset = 0
     for tensor in request["inputs"]:
-        if not isinstance(tensor, dict) or "name" not in tensor:
-            raise _bad("each input needs a 'name', 'shape', 'datatype' and data")
+        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
+            raise _bad("each input needs a 'name' (a string), 'shape', 'datatype' and data")
         values, offset = _tensor_values(tensor, binary, offset)
         shape = tensor.get("shape") or [len(values)]
         if not isinstance(shape, list) or not all(
@@ -272,7 +274,7 @@ def _respond(
         raise _bad("'outputs' must be a list of {\"name\": ...} objects")
     for entry in wanted:
         name = entry.get("name") if isinstance(entry, dict) else None
-        if name not in outputs:
+        if not isinstance(name, str) or name not in outputs:  # {"name": {}} is unhashable
             raise _bad(f"unknown output {name!r}; outputs are {list(outputs)}")
         datatype, shape, array = outputs[name]
         item: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}

@@ -518,6 +518,36 @@ MALFORMED: list[tuple[str, bytes, dict[str, str]]] = [
     ("/v2/models/churn/infer", b'{"inputs": "x"}', {}),
     ("/v2/models/churn/infer", b'{"inputs": [1]}', {}),
     ("/v2/models/churn/infer", b'{"inputs": [], "outputs": "label"}', {}),
+    (  # an input name that is not a string (schemathesis found it: was a 500)
+        "/v2/models/churn/infer",
+        b'{"inputs": [{"name": {}, "shape": [], "datatype": "BYTES", "data": [null, null], '
+        b'"parameters": {"binary_data_size": 0}}]}',
+        {},
+    ),
+    (  # request parameters that are not an object (schemathesis found it: was a 500)
+        "/v2/models/digits/infer",
+        json.dumps(
+            {
+                "inputs": [
+                    {"name": "pixels", "datatype": "FP32", "shape": [1, 64], "data": [0] * 64}
+                ],
+                "parameters": [None],
+            }
+        ).encode(),
+        {},
+    ),
+    (  # an output name that is not a string (schemathesis found it: was a 500)
+        "/v2/models/digits/infer",
+        json.dumps(
+            {
+                "inputs": [
+                    {"name": "pixels", "datatype": "FP32", "shape": [1, 64], "data": [0] * 64}
+                ],
+                "outputs": [{"name": {}}],
+            }
+        ).encode(),
+        {},
+    ),
     ("/invocations", b'{"dataframe_split": {"columns": 3, "data": [[1]]}}', {}),
     ("/invocations", b'{"dataframe_split": {"columns": [[1]], "data": [[1]]}}', {}),
     ("/invocations", b'{"inputs": {"a": [1], "b": [1, 2]}}', {}),
