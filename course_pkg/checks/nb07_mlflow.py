@@ -70,6 +70,16 @@ def _quiet_mlflow() -> Iterator[None]:
         logger.setLevel(level)
 
 
+def import_mlflow() -> Any:
+    """``mlflow`` with its pyfunc, sklearn, models and CLI modules, imported quietly (MLflow
+    3.17 warns about its own type hints when ``mlflow.pyfunc`` is first imported)."""
+    with _quiet_mlflow():
+        import mlflow.models.cli
+        import mlflow.pyfunc
+        import mlflow.sklearn
+    return mlflow
+
+
 def signature_columns(signature_inputs: Any) -> list[list[str]]:
     """[[column, MLflow type], ...] of a signature's input schema."""
     return [[str(c.get("name")), str(c.get("type"))] for c in signature_inputs.to_dict()]
@@ -77,9 +87,7 @@ def signature_columns(signature_inputs: Any) -> list[list[str]]:
 
 def run_mlflow_model(fn: Any, seed: int) -> dict[str, Any]:
     """Call ``fn(pipeline, example, path)``; read the MLmodel it wrote and predict with pyfunc."""
-    import mlflow.pyfunc
-    from mlflow.models import Model
-
+    mlflow = import_mlflow()
     pipeline, example, rows = mlflow_case(seed)
     seen: dict[str, Any] = {"mlmodel": False, "flavors": None, "inputs": None}
     seen.update(has_outputs=False, input_example=False, predictions=None)
@@ -89,7 +97,7 @@ def run_mlflow_model(fn: Any, seed: int) -> dict[str, Any]:
         seen["mlmodel"] = (path / "MLmodel").is_file()
         if not seen["mlmodel"]:
             return seen
-        info = Model.load(str(path))
+        info = mlflow.models.Model.load(str(path))
         seen["flavors"] = sorted(info.flavors)
         if info.signature is not None:
             seen["inputs"] = signature_columns(info.signature.inputs)
@@ -97,18 +105,20 @@ def run_mlflow_model(fn: Any, seed: int) -> dict[str, Any]:
         example_info = info.saved_input_example_info or {}
         seen["input_example"] = (path / str(example_info.get("artifact_path", "-"))).is_file()
         if "python_function" in info.flavors:
-            predicted = mlflow.pyfunc.load_model(str(path)).predict(rows)
-            seen["predictions"] = [int(v) for v in predicted]
+            try:  # the signature is enforced here: a wrong one makes MLflow refuse the rows
+                predicted = mlflow.pyfunc.load_model(str(path)).predict(rows)
+                seen["predictions"] = [int(v) for v in predicted]
+            except Exception as error:  # MlflowException, or the model's own error
+                seen["predictions"] = f"pyfunc could not predict: {str(error)[:300]}"
     return seen
 
 
 def mlflow_expected(seed: int) -> dict[str, Any]:
     """What a faithful save gives, computed with MLflow's own signature inference."""
-    from mlflow.models import infer_signature
-
+    mlflow = import_mlflow()
     pipeline, example, rows = mlflow_case(seed)
     with _quiet_mlflow():
-        signature = infer_signature(example, pipeline.predict(example))
+        signature = mlflow.models.infer_signature(example, pipeline.predict(example))
     return {
         "mlmodel": True,
         "flavors": ["python_function", "sklearn"],
@@ -141,6 +151,8 @@ def _mlflow_model(answer: Any) -> str:
     for key, hint in MODEL_HINTS.items():
         if key == "inputs" and seen[key] is not None and seen[key] != want[key]:
             hint = f"the signature's inputs are {seen[key]}, the example's columns {want[key]}"
+        if key == "predictions" and isinstance(seen[key], str):  # MLflow refused the rows
+            hint = f"{seen[key]} — save the pipeline you are given, with its own signature"
         expect(seen[key] == want[key], hint)
     return (
         f"MLmodel with flavors {want['flavors']}, signature {len(want['inputs'])} columns, "
@@ -153,17 +165,15 @@ def _mlflow_model(answer: Any) -> str:
 
 def save_case_model(seed: int, path: Path) -> tuple[Any, Any]:
     """The check's own MLflow model of ``mlflow_case(seed)`` at ``path``: (pipeline, rows)."""
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
-
     from course_pkg.servers.mlflow_serve import model_requirements
 
+    mlflow = import_mlflow()
     pipeline, example, rows = mlflow_case(seed)
     with _quiet_mlflow():
         mlflow.sklearn.save_model(
             pipeline,
             str(path),
-            signature=infer_signature(example, pipeline.predict(example)),
+            signature=mlflow.models.infer_signature(example, pipeline.predict(example)),
             pip_requirements=model_requirements(),  # pinned: no import sniffing (slow)
         )
     return pipeline, rows
@@ -173,8 +183,7 @@ def read_serve_command(argv: Any, model_dir: str, port: int) -> dict[str, Any]:
     """What ``mlflow models serve`` would do with ``argv``, parsed by MLflow's own command-line
     definition (click): host, port, model and environment manager, each as the command line
     sets it (an option left to a default or an environment variable counts as not set)."""
-    from mlflow.models.cli import serve
-
+    serve = import_mlflow().models.cli.serve
     seen: dict[str, Any] = {"error": None, "host": None, "env_manager": None}
     seen.update(port_right=False, model_right=False)
     if not isinstance(argv, list | tuple) or not all(isinstance(a, str) for a in argv):
@@ -184,7 +193,8 @@ def read_serve_command(argv: Any, model_dir: str, port: int) -> dict[str, Any]:
         seen["error"] = f"the command starts with mlflow models serve, not {' '.join(argv[:3])!r}"
         return seen
     try:
-        context = serve.make_context("serve", list(argv[3:]))
+        with _quiet_mlflow():  # e.g. its warning that conda is discouraged
+            context = serve.make_context("serve", list(argv[3:]))
     except Exception as error:  # click's usage errors: what mlflow itself would print
         format_message = getattr(error, "format_message", None)
         message = format_message() if callable(format_message) else str(error)
@@ -196,7 +206,10 @@ def read_serve_command(argv: Any, model_dir: str, port: int) -> dict[str, Any]:
         return getattr(context.get_parameter_source(name), "name", "") == "COMMANDLINE"
 
     seen["host"] = params["host"] if given("host") else None
-    seen["env_manager"] = "local" if params.get("no_conda") else params.get("env_manager")
+    if params.get("no_conda"):  # the pre-2.0 spelling of --env-manager local
+        seen["env_manager"] = "local"
+    elif given("env_manager"):
+        seen["env_manager"] = params["env_manager"]
     seen["port_right"] = given("port") and params["port"] == port
     seen["model_right"] = Path(params["model_uri"]).resolve() == Path(model_dir).resolve()
     return seen
@@ -268,11 +281,12 @@ def _mlflow_serve_command(answer: Any) -> str:
         f"{seen['host'] or 'no --host'}; 0.0.0.0 would accept connections from any network). "
         "The check did not start it",
     )
+    manager = seen["env_manager"]
     expect(
-        seen["env_manager"] == "local",
-        f"--env-manager local: use this environment's packages (you gave "
-        f"{seen['env_manager']!r}; virtualenv or conda would build an environment from the "
-        "package index, which is not reachable here)",
+        manager == "local",
+        "--env-manager local: use this environment's packages ("
+        + (f"you gave {manager!r}" if manager else "without it MLflow uses virtualenv")
+        + ", which builds a new environment from the package index, not reachable here)",
     )
     expect(
         seen["predictions"] == want["predictions"],

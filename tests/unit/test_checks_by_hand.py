@@ -114,9 +114,15 @@ def test_tensorflow_objects_in_the_signature_are_accepted() -> None:
 # --- 07.mlflow_model ------------------------------------------------------------------------
 
 
+def _mlflow() -> Any:
+    from course_pkg.checks.nb07_mlflow import import_mlflow
+
+    return import_mlflow()  # quietly: MLflow warns about its own type hints on import
+
+
 def test_an_mlflow_model_without_signature_or_example_is_told_which() -> None:
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
+    mlflow = _mlflow()
+    infer_signature = mlflow.models.infer_signature
 
     def bare(pipeline: Any, example: Any, path: Path) -> None:
         mlflow.sklearn.save_model(pipeline, str(path), pip_requirements=[])
@@ -138,19 +144,17 @@ def test_an_mlflow_model_without_signature_or_example_is_told_which() -> None:
     assert "input_example=example.head(2)" in _message("07.mlflow_model", no_example)
 
 
-def test_a_signature_from_other_columns_names_both() -> None:
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
+def test_a_signature_with_other_types_names_both() -> None:
+    mlflow = _mlflow()
 
-    def first_column_only(pipeline: Any, example: Any, path: Path) -> None:
-        part = example.iloc[:, :1]
-        signature = infer_signature(part, pipeline.predict(example))
-        mlflow.sklearn.save_model(
-            pipeline, str(path), signature=signature, input_example=example.head(2)
-        )
+    def months_as_floats(pipeline: Any, example: Any, path: Path) -> None:
+        floats = example.astype({example.columns[0]: float})
+        signature = mlflow.models.infer_signature(floats, pipeline.predict(example))
+        mlflow.sklearn.save_model(pipeline, str(path), signature=signature, pip_requirements=[])
 
-    message = _message("07.mlflow_model", first_column_only)
-    assert "the signature's inputs are [['months_0', 'long']]" in message
+    message = _message("07.mlflow_model", months_as_floats)
+    assert "the signature's inputs are [['months_0', 'double']" in message
+    assert "the example's columns [['months_0', 'long']" in message
 
 
 # --- 07.mlflow_serve_command ----------------------------------------------------------------
@@ -176,7 +180,7 @@ def test_the_host_must_be_on_the_command_line_not_left_to_a_default() -> None:
 
 def test_an_environment_manager_other_than_local_is_explained() -> None:
     message = _message("07.mlflow_serve_command", _serve("--host", "127.0.0.1"))
-    assert "--env-manager local" in message and "None" in message
+    assert "--env-manager local" in message and "without it MLflow uses virtualenv" in message
     conda = _serve("--host", "127.0.0.1", "--env-manager", "conda")
     assert "'conda'" in _message("07.mlflow_serve_command", conda)
 
