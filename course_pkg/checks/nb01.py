@@ -165,7 +165,7 @@ def run_torchscript(fn: Any, seed: int) -> dict[str, Any]:
         if not seen["wrote_file"]:
             return seen
         try:
-            loaded = torch.jit.load(str(path))
+            loaded = torch.jit.load(str(path))  # type: ignore[no-untyped-call]
         except (RuntimeError, ValueError):  # not a TorchScript archive (e.g. torch.save)
             return seen
         seen["loads"] = True

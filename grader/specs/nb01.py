@@ -102,7 +102,8 @@ def _saved_model_compare(got: Any, expected: dict[str, Any]) -> Outcome:
 
     if not isinstance(got, dict):
         return Outcome(0.0, "saved_model_signature gave no result")
-    signature = got.get("signature") if isinstance(got.get("signature"), dict) else {}
+    found = got.get("signature")
+    signature: dict[str, Any] = found if isinstance(found, dict) else {}
     name, dtype, shape = expected["input"]
     parts = {
         "a SavedModel at the path": got.get("saved_model") is True,

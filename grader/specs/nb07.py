@@ -173,5 +173,6 @@ ASSIGNMENT = Assignment(
         ),
     ),
     cell_timeout=300,
-    wall_timeout=900,
+    # two more `mlflow models serve` starts (self-check, probe): ~40 s each on a busy 1-CPU box
+    wall_timeout=1200,
 )
