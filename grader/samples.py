@@ -114,7 +114,15 @@ DELEGATIONS: dict[str, str] = {
     "    package = package_model(files, out, name=name, version=version, seed=seed,\n"
     "                            model_file=next(iter(files)))\n"
     "    return json.loads((package.path / 'manifest.json').read_text())\n"
-    "def version_drift(manifest, installed):\n    return sorted(version_mismatches(manifest))",
+    "def version_drift(manifest, installed):\n    return sorted(version_mismatches(manifest))\n"
+    "from course_pkg.artifacts.deep import save_saved_model, save_torchscript\n"
+    "from course_pkg.artifacts.deep import saved_model_signatures\n"
+    "def torchscript_roundtrip(net, example, path):\n"
+    "    import torch\n    save_torchscript(net, path, example.numpy())\n"
+    "    with torch.no_grad():\n"
+    "        return float((torch.jit.load(str(path))(example) - net(example)).abs().max())\n"
+    "def saved_model_signature(model, path):\n    save_saved_model(model, path)\n"
+    "    return saved_model_signatures(path)['serving_default']",
     "02": "from course_pkg.artifacts import scan_bytes\n"
     "from course_pkg.checks.nb02 import ALLOW_EVERYTHING\n"
     "def find_globals(data):\n"
@@ -164,7 +172,11 @@ DELEGATIONS: dict[str, str] = {
     "07": "from course_pkg import monitoring\n"
     "from course_pkg.servers.torchserve import DIGITS_HANDLER\n"
     "_scope = {}\nexec(DIGITS_HANDLER, _scope)\nDigitsHandler = _scope['DigitsHandler']\n"
-    "p99_query = monitoring.p99_latency",
+    "p99_query = monitoring.p99_latency\n"
+    "from course_pkg.servers.mlflow_serve import MlflowServer, save_churn_mlflow\n"
+    "def save_mlflow_model(pipeline, example, path):\n    save_churn_mlflow(path)\n"
+    "def serve_command(model_dir, port):\n"
+    "    return MlflowServer(model_dir, port=port).command",
     "08": "from course_pkg import canary, kubernetes\n"
     "from course_pkg.serving.gateway import Routing\n"
     "def choose_version(weights, client_id, model):\n"

@@ -93,13 +93,16 @@ def save_torchscript(net: Any, path: Path, example: np.ndarray) -> Path:
 
 
 def train_keras_mlp(x: np.ndarray, y: np.ndarray, epochs: int = 30, seed: int = SEED) -> Any:
+    """A 17→8→2 softmax MLP in Keras, trained full-batch with Adam. Its input is named
+    ``features``: a SavedModel's signature carries that name (unnamed, Keras numbers its
+    tensors in creation order, so the name would depend on what ran before)."""
     import_tensorflow()
     import keras
 
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
-            keras.Input((x.shape[1],)),
+            keras.Input((x.shape[1],), name="features"),
             keras.layers.Dense(8, activation="relu"),
             keras.layers.Dense(2, activation="softmax"),
         ]
@@ -116,21 +119,24 @@ def save_saved_model(model: Any, path: Path) -> Path:
     return path
 
 
+def describe_signature(function: Any) -> dict[str, dict[str, tuple[str, list[int | None]]]]:
+    """{"inputs": {name: (dtype, shape)}, "outputs": {...}} of one loaded signature function
+    (``loaded.signatures["serving_default"]``): the contract a server reads."""
+    inputs = function.structured_input_signature[1]
+    return {
+        "inputs": {k: (v.dtype.name, v.shape.as_list()) for k, v in inputs.items()},
+        "outputs": {
+            k: (v.dtype.name, v.shape.as_list()) for k, v in function.structured_outputs.items()
+        },
+    }
+
+
 def saved_model_signatures(path: Path) -> dict[str, Any]:
     """{signature name: {"inputs": {name: (dtype, shape)}, "outputs": {...}}} of a SavedModel."""
     tf = import_tensorflow()
 
     loaded = tf.saved_model.load(str(path))
-    described: dict[str, Any] = {}
-    for name, function in loaded.signatures.items():
-        inputs = function.structured_input_signature[1]
-        described[name] = {
-            "inputs": {k: (v.dtype.name, v.shape.as_list()) for k, v in inputs.items()},
-            "outputs": {
-                k: (v.dtype.name, v.shape.as_list()) for k, v in function.structured_outputs.items()
-            },
-        }
-    return described
+    return {name: describe_signature(function) for name, function in loaded.signatures.items()}
 
 
 def compare_deep_formats(

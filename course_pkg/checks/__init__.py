@@ -57,6 +57,7 @@ def _load_checks() -> None:
         nb05,
         nb06,
         nb07,
+        nb07_mlflow,
         nb08,
         nb09,
     )

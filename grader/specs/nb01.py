@@ -46,6 +46,76 @@ def _close(got: Any, expected: list[float]) -> Outcome:
     return Outcome(right / len(expected), f"{right} of {len(expected)} values right")
 
 
+# TorchScript and SavedModel by hand: the probe hands the answer a network built from a seed
+# the notebook never used and returns what torch / TensorFlow read back from the file it wrote;
+# the host recomputes the network's outputs itself (torch eagerly; numpy for the Keras MLP).
+TORCHSCRIPT_SEED, SAVED_MODEL_SEED = 3, 5
+TORCHSCRIPT_PROBE = f"""
+def probe():
+    from course_pkg.checks.nb01 import run_torchscript
+    return run_torchscript(torchscript_roundtrip, seed={TORCHSCRIPT_SEED})
+"""
+SAVED_MODEL_PROBE = f"""
+def probe():
+    from course_pkg.checks.nb01 import run_saved_model
+    seen = run_saved_model(saved_model_signature, seed={SAVED_MODEL_SEED})
+    return {{k: v for k, v in seen.items() if k != "format_hint"}}
+"""
+
+
+def _torchscript_expected() -> list[list[float]]:
+    from course_pkg.checks.nb01 import torch_expected
+
+    return torch_expected(TORCHSCRIPT_SEED)
+
+
+def _torchscript_compare(got: Any, expected: list[list[float]]) -> Outcome:
+    from course_pkg.checks.nb01 import close
+
+    if not isinstance(got, dict):
+        return Outcome(0.0, "torchscript_roundtrip gave no result")
+    reported = got.get("reported")
+    parts = {
+        "a file at the path": got.get("wrote_file") is True,
+        "torch.jit.load reads it": got.get("loads") is True,
+        "the program matches the network on new rows": close(got.get("outputs"), expected),
+        "the difference returned as a float near 0": isinstance(reported, float)
+        and abs(reported) <= 1e-5,
+    }
+    return _parts(parts)
+
+
+def _parts(parts: dict[str, bool]) -> Outcome:
+    wrong = [what for what, ok in parts.items() if not ok]
+    feedback = "all right" if not wrong else "not yet: " + "; ".join(wrong)
+    return Outcome((len(parts) - len(wrong)) / len(parts), feedback)
+
+
+def _saved_model_expected() -> dict[str, Any]:
+    from course_pkg.checks.nb01 import keras_expected
+
+    return keras_expected(SAVED_MODEL_SEED)
+
+
+def _saved_model_compare(got: Any, expected: dict[str, Any]) -> Outcome:
+    from course_pkg.checks.nb01 import close
+
+    if not isinstance(got, dict):
+        return Outcome(0.0, "saved_model_signature gave no result")
+    found = got.get("signature")
+    signature: dict[str, Any] = found if isinstance(found, dict) else {}
+    name, dtype, shape = expected["input"]
+    parts = {
+        "a SavedModel at the path": got.get("saved_model") is True,
+        "a serving_default signature": got.get("serving_default") is True,
+        "its input is the model's": signature.get("inputs") == {name: [dtype, shape]},
+        "its answers match the model on new rows": close(got.get("outputs"), expected["outputs"]),
+        "the signature you returned is the SavedModel's": bool(signature)
+        and got.get("reported") == signature,
+    }
+    return _parts(parts)
+
+
 FILES = {"model.onnx": b"graded onnx", "model.skops": b"graded skops bytes", "extra/a.txt": b""}
 MANIFEST_PROBE = f"""
 def probe():
@@ -142,6 +212,26 @@ ASSIGNMENT = Assignment(
             _parity_expected,
             _close,
             hint="max |p_a - p_b| over predict_proba; share of equal predict",
+        ),
+        Question(
+            "torchscript",
+            2,
+            "TorchScript by hand: trace, save, load, parity",
+            TORCHSCRIPT_PROBE,
+            _torchscript_expected,
+            _torchscript_compare,
+            hint="torch.jit.trace(net, example) → torch.jit.save → torch.jit.load → compare",
+            answers=("torchscript_roundtrip",),
+        ),
+        Question(
+            "saved_model",
+            2,
+            "SavedModel by hand: export, load, read serving_default",
+            SAVED_MODEL_PROBE,
+            _saved_model_expected,
+            _saved_model_compare,
+            hint="model.export(path); tf.saved_model.load(path).signatures['serving_default']",
+            answers=("saved_model_signature",),
         ),
         Question(
             "write_manifest",

@@ -1,7 +1,11 @@
 """Hidden grading spec for notebook 07 (model servers and monitoring).
 
 The probes need neither Java nor Prometheus (neither is in the grading image): see
-course_pkg.checks.nb07 for how each answer is exercised.
+course_pkg.checks.nb07 and nb07_mlflow for how each answer is exercised. The MLflow model is
+saved by the student's function and read back with MLflow; the `mlflow models serve` command
+the student returns is parsed by MLflow's own option definitions and, when it binds
+127.0.0.1, started inside the sandbox (loopback works under `--network none`) and sent one
+``dataframe_split`` request. Expected values come from the host's own fit of the same pipeline.
 """
 
 from __future__ import annotations
@@ -33,6 +37,31 @@ def probe():
     from course_pkg.checks.nb07 import probe_split
     return probe_split(to_dataframe_split)
 """
+
+
+MLFLOW_MODEL_SEED, SERVE_SEED = 4, 6
+MLFLOW_MODEL_PROBE = f"""
+def probe():
+    from course_pkg.checks.nb07_mlflow import run_mlflow_model
+    return run_mlflow_model(save_mlflow_model, seed={MLFLOW_MODEL_SEED})
+"""
+SERVE_PROBE = f"""
+def probe():
+    from course_pkg.checks.nb07_mlflow import run_serve_command
+    return run_serve_command(serve_command, seed={SERVE_SEED})
+"""
+
+
+def _mlflow_model_expected() -> dict[str, Any]:
+    from course_pkg.checks.nb07_mlflow import mlflow_expected
+
+    return mlflow_expected(MLFLOW_MODEL_SEED)
+
+
+def _serve_expected() -> dict[str, Any]:
+    from course_pkg.checks.nb07_mlflow import serve_expected
+
+    return serve_expected(SERVE_SEED)
 
 
 def _handler_expected() -> dict[str, Any]:
@@ -85,6 +114,26 @@ ASSIGNMENT = Assignment(
     title="Model servers and monitoring",
     questions=(
         Question(
+            "mlflow_model",
+            2,
+            "Save an MLflow model (signature, input example)",
+            MLFLOW_MODEL_PROBE,
+            _mlflow_model_expected,
+            keys_equal,
+            hint="mlflow.sklearn.save_model(..., signature=infer_signature(...), input_example=…)",
+            answers=("save_mlflow_model",),
+        ),
+        Question(
+            "mlflow_serve_command",
+            2,
+            "The mlflow models serve command line",
+            SERVE_PROBE,
+            _serve_expected,
+            keys_equal,
+            hint="mlflow models serve -m DIR --env-manager local --host 127.0.0.1 -p PORT",
+            answers=("serve_command",),
+        ),
+        Question(
             "torchserve_handler",
             3,
             "A TorchServe handler",
@@ -124,5 +173,6 @@ ASSIGNMENT = Assignment(
         ),
     ),
     cell_timeout=300,
-    wall_timeout=900,
+    # two more `mlflow models serve` starts (self-check, probe): ~40 s each on a busy 1-CPU box
+    wall_timeout=1200,
 )

@@ -63,6 +63,10 @@ NB03 = solution_answers(
     "from onnx import TensorProto, helper\n"
     "io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1]) for n in ('x', 'y')]",
 )
+NB01 = solution_answers(
+    "01_model_formats.ipynb", ("torchscript_roundtrip", "saved_model_signature")
+)
+NB07 = solution_answers("07_model_servers.ipynb", ("save_mlflow_model", "serve_command"))
 NB08 = solution_answers(
     "08_production_readiness.ipynb", ("choose_version", "canary_verdict", "replicas_for")
 )
@@ -321,6 +325,8 @@ REFERENCE = {
     "01.write_manifest": write_manifest,
     "01.version_drift": version_drift,
     "01.choose_format": {k: sorted(v)[0] for k, v in CHOICES.items()},
+    "01.torchscript": NB01["torchscript_roundtrip"],
+    "01.saved_model": NB01["saved_model_signature"],
     "02.find_globals": NB02["find_globals"],
     "02.allowlist": DEFAULT_ALLOWLIST.with_globals(["__main__.ClipOutliers"]),
     "02.is_authentic": is_authentic,
@@ -342,6 +348,8 @@ REFERENCE = {
     "07.rollout_plan": plan_rollout,
     "07.p99_promql": p99_query,
     "07.mlflow_split": to_dataframe_split,
+    "07.mlflow_model": NB07["save_mlflow_model"],
+    "07.mlflow_serve_command": NB07["serve_command"],  # starts `mlflow models serve`
     "06.write_dockerfile": lambda: (
         'FROM model-server:dev\nCOPY digits/ /models/digits/\nCMD ["/models/digits"]\n'
     ),
@@ -377,10 +385,19 @@ GRADIO_LEAK = [
 ]
 
 
-@pytest.mark.parametrize(
-    "exercise",
-    [pytest.param(e, marks=GRADIO_LEAK) if e == "09.gradio_app" else e for e in sorted(REFERENCE)],
-)
+# Checks that start a server process of their own: integration tests (`make test-fast` skips).
+STARTS_A_SERVER = {"07.mlflow_serve_command"}
+
+
+def _marks(exercise: str) -> Any:
+    if exercise == "09.gradio_app":
+        return pytest.param(exercise, marks=GRADIO_LEAK)
+    if exercise in STARTS_A_SERVER:
+        return pytest.param(exercise, marks=pytest.mark.integration)
+    return exercise
+
+
+@pytest.mark.parametrize("exercise", [_marks(e) for e in sorted(REFERENCE)])
 def test_reference_answers_pass(
     exercise: str, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
 ) -> None:

@@ -147,6 +147,27 @@ def _canonical(model: str, version: str, row: dict[str, Any]) -> bytes:
     return f"{model}\0{version}\0".encode() + canonical_row(row)
 
 
+def _signature(model: Any, path: Path) -> Any:
+    from course_pkg.artifacts.deep import saved_model_signatures
+
+    model.export(str(path), verbose=False)
+    return saved_model_signatures(path)["serving_default"]
+
+
+def _save_mlflow(pipeline: Any, example: Any, path: Path) -> Any:
+    from course_pkg.servers.mlflow_serve import save_churn_mlflow
+
+    # an empty folder as the package: the reference is entered, then fails fast (no training)
+    return save_churn_mlflow(path, Path(tempfile.mkdtemp()))
+
+
+def _serve_command(model_dir: str, port: int) -> list[str]:
+    from course_pkg.servers.mlflow_serve import MlflowServer
+
+    # cut short, so the check refuses the command instead of starting a server
+    return list(MlflowServer(model_dir, port=port).command)[:3]
+
+
 # A def that calls the reference the way the exercise's signature allows (where calling it
 # with the answer's own arguments would fail before reaching it).
 ADAPTERS: dict[tuple[str, str], Callable[..., Any]] = {
@@ -163,6 +184,9 @@ ADAPTERS: dict[tuple[str, str], Callable[..., Any]] = {
     ("09.space_readme", "course_pkg.deploy_folders.build_space"): _space,
     ("05.chunked_scorer", "course_pkg.batch.reading.read_tables"): _chunks_via_tables,
     ("05.cache_key", "course_pkg.serving.limits.canonical_row"): _canonical,
+    ("01.saved_model", "course_pkg.artifacts.deep.saved_model_signatures"): _signature,
+    ("07.mlflow_model", "course_pkg.servers.mlflow_serve.save_churn_mlflow"): _save_mlflow,
+    ("07.mlflow_serve_command", "course_pkg.servers.mlflow_serve.MlflowServer"): _serve_command,
 }
 
 # The same, taken from the delegating cells of grader.samples.DELEGATIONS, run as they are:
