@@ -78,8 +78,8 @@ notebooks: setup  ## execute solutions/ (outputs compared) and notebooks/ (lax)
 
 test: setup system-deps lint docker-env grader-image server-image unit notebooks  ## everything CI runs (lint first: it fails in seconds)
 
-test-fast: setup lint  ## lint + tests that start no process or container (a few minutes)
-	$(BIN)/python -m pytest tests -m "not integration and not docker and not slow" -q
+test-fast: setup lint  ## lint + tests that start no process or container, on both cores
+	$(BIN)/python -m pytest tests -m "not integration and not docker and not slow" -q -n 2
 
 assign: setup  ## regenerate notebooks/ from solutions/
 	$(BIN)/grader assign

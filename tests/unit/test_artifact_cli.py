@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -18,6 +20,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # the CLI end to end, several processes
 def test_train_keygen_sign_verify_scan_round_trip(tmp_path: Path) -> None:
     trained = cli("train", "churn", "--out", "pkg", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr

@@ -385,15 +385,21 @@ GRADIO_LEAK = [
 ]
 
 
-# Checks that start a server process of their own: integration tests (`make test-fast` skips).
-STARTS_A_SERVER = {"07.mlflow_serve_command"}
+# Checks that start a process, a container or a browser of their own (through fixtures taken
+# inside the test, which conftest's automatic marking cannot see): `make test-fast` skips them.
+STARTS_SOMETHING = {
+    "07.mlflow_serve_command": (pytest.mark.integration,),  # mlflow models serve
+    "06.write_dockerfile": (pytest.mark.integration, pytest.mark.docker),  # builds and runs
+    "06.by_hand": (pytest.mark.integration, pytest.mark.docker),  # an image, a registry
+    "09.streamlit_app": (pytest.mark.integration,),  # streamlit run + headless Chromium
+}
 
 
 def _marks(exercise: str) -> Any:
     if exercise == "09.gradio_app":
         return pytest.param(exercise, marks=GRADIO_LEAK)
-    if exercise in STARTS_A_SERVER:
-        return pytest.param(exercise, marks=pytest.mark.integration)
+    if exercise in STARTS_SOMETHING:
+        return pytest.param(exercise, marks=STARTS_SOMETHING[exercise])
     return exercise
 
 

@@ -79,6 +79,7 @@ def test_content_is_sniffed_not_the_extension(tmp_path: Path) -> None:
     assert sniff(path.read_bytes()).kind == "pickle"
 
 
+@pytest.mark.slow  # the CLI end to end, several processes
 def test_scan_cli_flags_every_hostile_file(tmp_path: Path) -> None:
     paths = [build(entry, tmp_path)[0] for entry in CORPUS]
     result = subprocess.run(

@@ -176,6 +176,7 @@ def test_records_and_frames_agree(
     assert np.array_equal(single[0], proba[0])
 
 
+@pytest.mark.slow  # the CLI end to end, several processes
 def test_package_round_trip_via_cli(tmp_path: Path, trained: dict[str, TrainedModel]) -> None:
     source, target = tmp_path / "skops", tmp_path / "onnx"
     run = [sys.executable, "-m", "course_pkg"]
