@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -63,10 +65,30 @@ NB03 = solution_answers(
     "from onnx import TensorProto, helper\n"
     "io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1]) for n in ('x', 'y')]",
 )
-NB01 = solution_answers(
-    "01_model_formats.ipynb", ("torchscript_roundtrip", "saved_model_signature")
-)
-NB07 = solution_answers("07_model_servers.ipynb", ("save_mlflow_model", "serve_command"))
+
+
+@dataclass(frozen=True)
+class FromSolution:
+    """A reference answer taken from a solution cell when its test runs, not at collection:
+    01's cells import torch and TensorFlow, 07's MLflow, and importing those while pytest
+    collects broke the in-process Gradio check run in its own process (its captured stderr
+    was closed under it: `ValueError: I/O operation on closed file`, then `lost sys.stderr`)."""
+
+    notebook: str
+    names: tuple[str, ...]
+    name: str
+
+    def get(self) -> Any:
+        return _solution_answers_once(self.notebook, self.names)[self.name]
+
+
+@functools.cache
+def _solution_answers_once(notebook: str, names: tuple[str, ...]) -> dict[str, Any]:
+    return solution_answers(notebook, names)
+
+
+NB01 = ("01_model_formats.ipynb", ("torchscript_roundtrip", "saved_model_signature"))
+NB07 = ("07_model_servers.ipynb", ("save_mlflow_model", "serve_command"))
 NB08 = solution_answers(
     "08_production_readiness.ipynb", ("choose_version", "canary_verdict", "replicas_for")
 )
@@ -325,8 +347,8 @@ REFERENCE = {
     "01.write_manifest": write_manifest,
     "01.version_drift": version_drift,
     "01.choose_format": {k: sorted(v)[0] for k, v in CHOICES.items()},
-    "01.torchscript": NB01["torchscript_roundtrip"],
-    "01.saved_model": NB01["saved_model_signature"],
+    "01.torchscript": FromSolution(*NB01, "torchscript_roundtrip"),
+    "01.saved_model": FromSolution(*NB01, "saved_model_signature"),
     "02.find_globals": NB02["find_globals"],
     "02.allowlist": DEFAULT_ALLOWLIST.with_globals(["__main__.ClipOutliers"]),
     "02.is_authentic": is_authentic,
@@ -348,8 +370,8 @@ REFERENCE = {
     "07.rollout_plan": plan_rollout,
     "07.p99_promql": p99_query,
     "07.mlflow_split": to_dataframe_split,
-    "07.mlflow_model": NB07["save_mlflow_model"],
-    "07.mlflow_serve_command": NB07["serve_command"],  # starts `mlflow models serve`
+    "07.mlflow_model": FromSolution(*NB07, "save_mlflow_model"),
+    "07.mlflow_serve_command": FromSolution(*NB07, "serve_command"),  # mlflow models serve
     "06.write_dockerfile": lambda: (
         'FROM model-server:dev\nCOPY digits/ /models/digits/\nCMD ["/models/digits"]\n'
     ),
@@ -412,6 +434,8 @@ def test_reference_answers_pass(
     if exercise in ("09.streamlit_app", "09.gradio_app"):  # these drive a headless Chromium
         request.getfixturevalue("browser")
     answer = REFERENCE[exercise]
+    if isinstance(answer, FromSolution):
+        answer = answer.get()
     if exercise == "06.by_hand":
         answer = request.getfixturevalue(answer)
     result = check(exercise, answer)
