@@ -27,7 +27,8 @@ from nbclient import NotebookClient
 
 from grader.grading import grade
 from grader.runner.docker_backend import run_docker
-from grader.runner.protocol import demo_cell_digests, source_digest
+from grader.runner.inside import source_digest
+from grader.runner.protocol import demo_cell_digests
 from grader.samples import full_solution
 from grader.specs import load_assignment
 from grader.specs.model import Assignment

@@ -94,6 +94,11 @@ def _probe_source(code: str, answers: tuple[str, ...] = (), forbidden: tuple[str
 Emit = Callable[[dict[str, Any]], None]
 
 
+def source_digest(source: str) -> str:
+    """A cell's identity for ``skip_sources`` (the host computes the same: runner.protocol)."""
+    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def _execute(
     notebook_path: str,
     probes: list[dict[str, Any]],
@@ -161,8 +166,7 @@ def _execute(
             for index, cell in enumerate(notebook.cells):
                 if cell.cell_type != "code":
                     continue
-                digest = hashlib.sha256(cell.source.encode("utf-8", "surrogatepass")).hexdigest()
-                if digest in skip_sources:
+                if source_digest(cell.source) in skip_sources:
                     result["skipped_cells"] = result.get("skipped_cells", 0) + 1
                     continue
                 client.execute_cell(cell, index)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from grader.runner.inside import source_digest
 from grader.specs.model import Assignment, forbidden
 
 FRAME = "GRADER-RESULT "
@@ -20,10 +21,6 @@ MAX_STDOUT_BYTES = 4 * 1024 * 1024
 class Job:
     payload: str  # one JSON line for the runner's stdin
     key: bytes
-
-
-def source_digest(source: str) -> str:
-    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @cache

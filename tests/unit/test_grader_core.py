@@ -181,7 +181,7 @@ def test_the_runner_skips_unchanged_demo_cells_and_runs_edited_ones(tmp_path: Pa
     """The real runner and kernel: a cell whose source is a listed demo cell's is not run; the
     same cell edited by the student (another digest) runs, and so does everything else."""
     from grader.runner import inside
-    from grader.runner.protocol import source_digest
+    from grader.runner.inside import source_digest
 
     demo, edited = "demo_ran = True", "demo_ran = True  # mine"
     notebook = nbformat.v4.new_notebook()
@@ -217,7 +217,8 @@ def test_every_specs_demo_cells_are_code_cells_of_its_student_notebook() -> None
     """A demo cell the student version does not hold would skip nothing (or, renamed in the
     solution, raise): each listed id resolves and its source is in notebooks/."""
     from course_pkg import paths
-    from grader.runner.protocol import demo_cell_digests, source_digest
+    from grader.runner.inside import source_digest
+    from grader.runner.protocol import demo_cell_digests
 
     listed = 0
     for assignment_id in ASSIGNMENTS:
