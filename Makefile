@@ -67,7 +67,9 @@ lint: setup  ## ruff + mypy + deptry (declared dependencies) + lint-imports (lay
 	$(BIN)/lint-imports
 
 unit: setup  ## unit + integration tests only
-	$(BIN)/python -m pytest tests --durations=25 -m "not gradio_leak"
+	# two workers (-n 2): most integration tests wait on servers, containers and timeouts, so
+	# the second core fills those waits; a file stays on one worker (tests/conftest.py)
+	$(BIN)/python -m pytest tests --durations=25 -m "not gradio_leak" -n 2 --dist loadgroup
 	# gradio launched in-process keeps threads that outlive their test (a full-suite run
 	# failed there and then lost sys.stderr): those tests run in a process of their own
 	$(BIN)/python -m pytest tests -m gradio_leak

@@ -128,10 +128,18 @@ _PROCESS_FIXTURES = {
 }
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test under tests/integration/ `integration`, and every test that uses a
-    process-starting fixture with that fixture's marker (and `integration`)."""
+    process-starting fixture with that fixture's marker (and `integration`).
+
+    Under ``pytest -n 2 --dist loadgroup`` (`make unit`) a test file runs on one worker, so its
+    module-scoped servers, images and packages are made once and nobody else's teardown
+    removes them; a test marked ``xdist_group`` itself (one long grading run per notebook) is
+    a unit of its own, so the two workers share those runs."""
     for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
         fixtures = set(getattr(item, "fixturenames", ()))
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.integration)
@@ -165,7 +173,9 @@ def by_hand_artefacts(docker_client: Any, server_dev_image: str) -> Iterator[dic
     from course_pkg.serving.process import free_port
 
     registry = containers.LocalRegistry(port=free_port()).start()
-    port, image, name = free_port(), "nb06-by-hand:test", f"nb06-by-hand-test-{os.getpid()}"
+    # names of this process's own: `make unit` runs two pytest workers, each with this fixture
+    tag = f"nb06-by-hand-test-{os.getpid()}"
+    port, image, name = free_port(), f"{tag}:test", tag
     pushed = f"{registry.address}/nb06-by-hand:0.1.0"
 
     def docker(*args: str) -> None:
