@@ -229,3 +229,45 @@ def test_every_specs_demo_cells_are_code_cells_of_its_student_notebook() -> None
         assert set(digests) <= sources, spec.id
         listed += len(digests)
     assert listed >= 2  # notebook 02's scanner comparison at least
+
+
+def _names(source: str) -> tuple[set[str], set[str]]:
+    """(names a cell binds, names it reads), shell (!) and magic (%) lines left out."""
+    import ast
+
+    code = "\n".join(
+        line for line in source.splitlines() if not line.lstrip().startswith(("!", "%"))
+    )
+    bound, read = set(), set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Name):
+            (bound if isinstance(node.ctx, ast.Store) else read).add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return bound, read
+
+
+def test_no_cell_after_a_demo_cell_reads_what_only_the_demo_cell_defines() -> None:
+    """Skipping a demo cell must change nothing the probes see: a name it binds that a later
+    cell reads, and no other cell binds, would be a NameError in every graded run."""
+    from course_pkg import paths
+
+    for assignment_id in ASSIGNMENTS:
+        spec = load_assignment(assignment_id)
+        cells = [
+            c
+            for c in nbformat.read(paths.SOLUTIONS / spec.notebook, 4).cells
+            if c.cell_type == "code"
+        ]
+        demo = {c.id for c in cells} & set(spec.demo_cells)
+        bound_elsewhere = set().union(*(_names(c.source)[0] for c in cells if c.id not in demo))
+        for index, cell in enumerate(cells):
+            if cell.id not in demo:
+                continue
+            only_here = _names(cell.source)[0] - bound_elsewhere
+            for later in cells[index + 1 :]:
+                if later.id not in demo:
+                    needed = only_here & _names(later.source)[1]
+                    assert not needed, f"{spec.id}: {later.id} reads {needed} from demo {cell.id}"
