@@ -16,6 +16,7 @@ the run under build/, shows the same check failing every time.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shutil
@@ -39,6 +40,7 @@ FENCE = re.compile(r"^```mermaid[ \t]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 NOTEBOOK_PATHS = sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb")) + sorted(
     NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")
 )
+COURSE = (SOLUTIONS.name, NOTEBOOKS.name)
 SHOTS = BUILD / "screenshots" / "diagrams"
 
 # cell id → a diagram the check must reject (an unclosed bracket; a diagram without its body)
@@ -129,6 +131,8 @@ class JupyterLab(LocalServer):
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             "--LabApp.news_url=None",
             "--LabApp.extension_manager=readonly",
+            "--ServerApp.terminals_enabled=False",
+            *(["--allow-root"] if os.geteuid() == 0 else []),  # CI and containers run as root
         ]
         env = {
             name: str(home / folder)
@@ -137,6 +141,10 @@ class JupyterLab(LocalServer):
                                  ("JUPYTERLAB_SETTINGS_DIR", "settings"),
                                  ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"))
         }  # fmt: skip
+        # no "get Jupyter news?" toast over the diagrams (and the news feed is off anyway)
+        notification = home / "settings" / "@jupyterlab" / "apputils-extension"
+        notification.mkdir(parents=True)
+        (notification / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
         super().__init__(command, port=port, env=env, ready_path="/api", startup_timeout=90)
 
     def api(self, path: str) -> Any:
@@ -180,10 +188,13 @@ return {
   role: svg.documentElement.getAttribute('aria-roledescription'),
   parse_error: svg.querySelector('parsererror') !== null,
   loaded: img.naturalWidth > 0, width: Math.round(size.width), height: Math.round(size.height),
-  version: img.parentElement.dataset.jpMermaidVersion || null,
 };
 """
 
+CELL = """
+const [path, cellId] = arguments;
+return window.diagramPanels[path].content.widgets.find((c) => c.model.id === cellId).node;
+"""
 CLOSE = "window.diagramPanels[arguments[0]].close(); delete window.diagramPanels[arguments[0]];"
 
 
@@ -210,12 +221,15 @@ def lab(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]
     server stopped cleanly."""
     with JupyterLab(ROOT, tmp_path_factory.mktemp("jupyterlab")) as server:
         browser.set_script_timeout(60)
+        size = browser.get_window_size()
+        browser.set_window_size(1280, 2000)  # the tallest diagram fits in one screenshot
         browser.get(f"{server.url}/lab?reset&token={server.token}")
         wait_until(lambda: browser.execute_script("return !!window.jupyterapp"), "JupyterLab")
         browser.execute_async_script("window.jupyterapp.restored.then(arguments[0])")
         yield browser
         kernels, sessions = server.api("kernels"), server.api("sessions")
         browser.get("about:blank")
+        browser.set_window_size(size["width"], size["height"])
     assert (kernels, sessions) == ([], []), "opening notebooks must not start a kernel"
     assert server.returncode == 0, server.output()
 
@@ -226,13 +240,19 @@ def rendered_diagrams(lab: Any, notebook: str, cell_ids: list[str]) -> dict[str,
     error = lab.execute_async_script(OPEN, notebook)
     assert error is None, f"JupyterLab could not open {notebook}: {error}"
     try:
-        return {
+        rendered = {
             cell_id: wait_until(
                 lambda cell_id=cell_id: lab.execute_script(RENDERED, notebook, cell_id),
                 f"the Mermaid diagram in {notebook} cell {cell_id} rendering",
             )
             for cell_id in cell_ids
         }
+        SHOTS.mkdir(parents=True, exist_ok=True)  # what the student sees, to look at
+        for cell_id in cell_ids:
+            cell = lab.execute_script(CELL, notebook, cell_id)
+            folder = Path(notebook).parent.name if Path(notebook).parent.name in COURSE else "test"
+            cell.screenshot(str(SHOTS / f"{folder}-{Path(notebook).stem}-{cell_id}.png"))
+        return rendered
     finally:
         lab.execute_script(CLOSE, notebook)
 
@@ -245,8 +265,7 @@ def test_every_diagram_renders_in_jupyterlab(lab: Any, path: Path, record_proper
     for diagram in diagrams:
         shown = rendered[diagram.cell_id]
         record_property(f"{diagram.cell_id}_nodes", shown.get("nodes"))
-        print(f"{diagram.notebook} {diagram.cell_id}: {shown.get('nodes')} nodes,"
-              f" Mermaid {shown.get('version')}")  # fmt: skip
+        print(f"{diagram.notebook} {diagram.cell_id}: {shown.get('nodes')} nodes")
         assert diagram_problems(shown, diagram) == [], f"{diagram.notebook} {diagram.cell_id}"
 
 
