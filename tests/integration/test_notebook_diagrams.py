@@ -188,6 +188,7 @@ return {
   role: svg.documentElement.getAttribute('aria-roledescription'),
   parse_error: svg.querySelector('parsererror') !== null,
   loaded: img.naturalWidth > 0, width: Math.round(size.width), height: Math.round(size.height),
+  drawn_width: svg.documentElement.viewBox.baseVal.width,
 };
 """
 
@@ -231,7 +232,7 @@ def lab(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]
         browser.get("about:blank")
         browser.set_window_size(size["width"], size["height"])
     assert (kernels, sessions) == ([], []), "opening notebooks must not start a kernel"
-    assert server.returncode == 0, server.output()
+    assert server.returncode == 0, f"exit {server.returncode}: {server.output()[-3000:]}"
 
 
 def rendered_diagrams(lab: Any, notebook: str, cell_ids: list[str]) -> dict[str, Any]:
@@ -258,14 +259,18 @@ def rendered_diagrams(lab: Any, notebook: str, cell_ids: list[str]) -> dict[str,
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=lambda path: path.relative_to(ROOT).as_posix())
-def test_every_diagram_renders_in_jupyterlab(lab: Any, path: Path, record_property: Any) -> None:
+def test_every_diagram_renders_in_jupyterlab(lab: Any, path: Path) -> None:
     diagrams = diagrams_in(path)
     assert diagrams, f"{path.name} has no ```mermaid block (issue #17: one per notebook)"
     rendered = rendered_diagrams(lab, diagrams[0].notebook, [d.cell_id for d in diagrams])
     for diagram in diagrams:
         shown = rendered[diagram.cell_id]
-        record_property(f"{diagram.cell_id}_nodes", shown.get("nodes"))
-        print(f"{diagram.notebook} {diagram.cell_id}: {shown.get('nodes')} nodes")
+        if (
+            shown["state"] == "svg" and shown["drawn_width"]
+        ):  # Mermaid draws 16 px text; the cell scales wide SVGs down
+            text_px = 16 * shown["width"] / shown["drawn_width"]
+            print(f"{diagram.notebook} {diagram.cell_id}: {shown['nodes']} nodes,"
+                  f" {shown['width']}x{shown['height']} px, text ~{text_px:.0f} px")  # fmt: skip
         assert diagram_problems(shown, diagram) == [], f"{diagram.notebook} {diagram.cell_id}"
 
 
