@@ -225,7 +225,7 @@ def lab(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]
         size = browser.get_window_size()
         browser.set_window_size(1280, 2000)  # the tallest diagram fits in one screenshot
         browser.get(f"{server.url}/lab?reset&token={server.token}")
-        wait_until(lambda: browser.execute_script("return !!window.jupyterapp"), "JupyterLab")
+        wait_until(lambda: browser.execute_script("return !!window.jupyterapp"), "JupyterLab", 90)
         browser.execute_async_script("window.jupyterapp.restored.then(arguments[0])")
         yield browser
         kernels, sessions = server.api("kernels"), server.api("sessions")
@@ -245,6 +245,7 @@ def rendered_diagrams(lab: Any, notebook: str, cell_ids: list[str]) -> dict[str,
             cell_id: wait_until(
                 lambda cell_id=cell_id: lab.execute_script(RENDERED, notebook, cell_id),
                 f"the Mermaid diagram in {notebook} cell {cell_id} rendering",
+                timeout=60,  # the first one loads Mermaid itself; CI runs other tests alongside
             )
             for cell_id in cell_ids
         }
