@@ -2,16 +2,17 @@
 
 A typo in a ```` ```mermaid ```` block shows the student a red "Syntax error" box instead of
 the diagram of what the notebook builds, and nothing else would notice. So this starts
-JupyterLab from the course venv on 127.0.0.1 (token auth, no kernel can be asked for by this
-test, no update checks or news), loads the lab page once and opens each solutions/ and
-notebooks/ notebook through JupyterLab's own ``docmanager:open`` command, the one the file
-browser runs, with the kernel preference "do not start one": the notebook is rendered, never
-executed. For each Mermaid cell it reads what @jupyterlab/mermaid put in the page:
-``div.jp-RenderedMermaid > figure > img`` (the SVG as a data URI) when the diagram rendered,
-``div.jp-RenderedMermaid.jp-mod-warning > details`` (the source and Mermaid's parse error) when
-it did not. A rendered diagram must be a loaded image with at least ``MIN_NODES`` nodes, and
-a flowchart exactly the nodes its source names. A notebook with broken diagrams, written for
-the run under build/, shows the same check failing every time.
+JupyterLab from the course venv on 127.0.0.1 (token auth, no update checks, news or
+extension manager), loads the lab page once and opens each solutions/ and notebooks/
+notebook through JupyterLab's own ``docmanager:open`` command, the one the file browser runs,
+with the kernel preference "do not start one": the notebook is rendered, never executed, and
+afterwards the server must list no kernel and no session. For each Mermaid cell it reads
+what @jupyterlab/mermaid put in the page: ``div.jp-RenderedMermaid > figure > img`` (the SVG
+as a data URI) when the diagram rendered, ``div.jp-RenderedMermaid.jp-mod-warning >
+details`` (the source and Mermaid's parse error) when it did not. A rendered diagram must be
+a loaded image with at least ``MIN_NODES`` nodes, and a flowchart exactly the nodes its
+source names. A notebook with broken diagrams, written for the run under build/, shows the
+same check failing every time. Each diagram cell's screenshot goes to build/screenshots/.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ const svg = new DOMParser().parseFromString(
 const nodes = [...svg.querySelectorAll('g.node')];
 const size = img.getBoundingClientRect();
 return {
-  state: 'svg', nodes: nodes.length, labels: nodes.map((n) => n.textContent.trim()),
+  state: 'svg', nodes: nodes.length,
   role: svg.documentElement.getAttribute('aria-roledescription'),
   parse_error: svg.querySelector('parsererror') !== null,
   loaded: img.naturalWidth > 0, width: Math.round(size.width), height: Math.round(size.height),
@@ -223,7 +224,8 @@ def lab(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]
     with JupyterLab(ROOT, tmp_path_factory.mktemp("jupyterlab")) as server:
         browser.set_script_timeout(60)
         size = browser.get_window_size()
-        browser.set_window_size(1280, 2000)  # the tallest diagram fits in one screenshot
+        # 1280 px wide like a laptop; tall enough that 05's ~1,640 px diagram fits a screenshot
+        browser.set_window_size(1280, 2600)
         browser.get(f"{server.url}/lab?reset&token={server.token}")
         wait_until(lambda: browser.execute_script("return !!window.jupyterapp"), "JupyterLab", 90)
         browser.execute_async_script("window.jupyterapp.restored.then(arguments[0])")
@@ -266,19 +268,17 @@ def test_every_diagram_renders_in_jupyterlab(lab: Any, path: Path) -> None:
     rendered = rendered_diagrams(lab, diagrams[0].notebook, [d.cell_id for d in diagrams])
     for diagram in diagrams:
         shown = rendered[diagram.cell_id]
-        if (
-            shown["state"] == "svg" and shown["drawn_width"]
-        ):  # Mermaid draws 16 px text; the cell scales wide SVGs down
-            text_px = 16 * shown["width"] / shown["drawn_width"]
+        if shown["state"] == "svg" and shown["drawn_width"]:
+            text_px = 16 * shown["width"] / shown["drawn_width"]  # 16 px, scaled to the cell
             print(f"{diagram.notebook} {diagram.cell_id}: {shown['nodes']} nodes,"
                   f" {shown['width']}x{shown['height']} px, text ~{text_px:.0f} px")  # fmt: skip
         assert diagram_problems(shown, diagram) == [], f"{diagram.notebook} {diagram.cell_id}"
 
 
 def test_a_broken_or_empty_diagram_is_caught(lab: Any, broken_notebook: Path) -> None:
-    diagram = {cell_id: Diagram(str(broken_notebook), cell_id, text)
-               for cell_id, text in BROKEN.items()}  # fmt: skip
-    rendered = rendered_diagrams(lab, broken_notebook.relative_to(ROOT).as_posix(), [*BROKEN])
+    notebook = broken_notebook.relative_to(ROOT).as_posix()
+    diagram = {cell_id: Diagram(notebook, cell_id, text) for cell_id, text in BROKEN.items()}
+    rendered = rendered_diagrams(lab, notebook, [*BROKEN])
 
     syntax_error = rendered["syntax-error"]
     assert syntax_error["state"] == "error", syntax_error
