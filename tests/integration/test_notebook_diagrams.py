@@ -37,6 +37,9 @@ from course_pkg.paths import BUILD, NOTEBOOKS, ROOT, SOLUTIONS
 from course_pkg.processes import LocalServer, free_port
 
 MIN_NODES = 4  # every course diagram has more; one or two nodes means a diagram lost its body
+# Mermaid draws 16 px text and the cell scales a wide diagram down to its width: below ~11 px
+# (in a 1280 px window) the labels are no longer read at a glance
+MIN_TEXT_PX = 11
 FENCE = re.compile(r"^```mermaid[ \t]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 NOTEBOOK_PATHS = sorted(SOLUTIONS.glob("[0-9][0-9]_*.ipynb")) + sorted(
     NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")
@@ -108,6 +111,12 @@ def diagram_problems(rendered: dict[str, Any], diagram: Diagram) -> list[str]:
         problems.append(f"the image did not load ({rendered['width']}x{rendered['height']} px)")
     if rendered["nodes"] < MIN_NODES:
         problems.append(f"only {rendered['nodes']} node(s) drawn (fewer than {MIN_NODES})")
+    if rendered["drawn_width"] and 16 * rendered["width"] / rendered["drawn_width"] < MIN_TEXT_PX:
+        text_px = 16 * rendered["width"] / rendered["drawn_width"]
+        problems.append(
+            f"scaled to the cell its text is ~{text_px:.0f} px (under {MIN_TEXT_PX}): "
+            "lay it out top to bottom or shorten its labels"
+        )
     named = flowchart_nodes(diagram.text)
     if named is not None and rendered["nodes"] != len(named):
         problems.append(f"{rendered['nodes']} nodes drawn, the source names {len(named)}")
