@@ -68,8 +68,11 @@ lint: setup  ## ruff + mypy + deptry (declared dependencies) + lint-imports (lay
 
 unit: setup  ## unit + integration tests only
 	# two workers (-n 2): most integration tests wait on servers, containers and timeouts, so
-	# the second core fills those waits; a file stays on one worker (tests/conftest.py)
-	$(BIN)/python -m pytest tests --durations=25 -m "not gradio_leak" -n 2 --dist loadgroup
+	# the second core fills those waits. --dist loadfile keeps a file on one worker: its
+	# module-scoped servers, images and clusters are made once, and no other worker's teardown
+	# removes them. (Not loadgroup: with pytest 9.2 it silently ignores xdist_group marks,
+	# pytest-xdist issue #1386.)
+	$(BIN)/python -m pytest tests --durations=25 -m "not gradio_leak" -n 2 --dist loadfile
 	# gradio launched in-process keeps threads that outlive their test (a full-suite run
 	# failed there and then lost sys.stderr): those tests run in a process of their own
 	$(BIN)/python -m pytest tests -m gradio_leak

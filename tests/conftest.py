@@ -128,18 +128,10 @@ _PROCESS_FIXTURES = {
 }
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test under tests/integration/ `integration`, and every test that uses a
-    process-starting fixture with that fixture's marker (and `integration`).
-
-    Under ``pytest -n 2 --dist loadgroup`` (`make unit`) a test file runs on one worker, so its
-    module-scoped servers, images and packages are made once and nobody else's teardown
-    removes them; a test marked ``xdist_group`` itself (one long grading run per notebook) is
-    a unit of its own, so the two workers share those runs."""
+    process-starting fixture with that fixture's marker (and `integration`)."""
     for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
         fixtures = set(getattr(item, "fixturenames", ()))
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.integration)

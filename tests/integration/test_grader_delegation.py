@@ -97,9 +97,7 @@ GRADED = ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # notebook 07 runs ~10 min in its container on a busy 2-core machine
-@pytest.mark.parametrize(
-    "assignment", [pytest.param(nb, marks=pytest.mark.xdist_group(f"grade-{nb}")) for nb in GRADED]
-)
+@pytest.mark.parametrize("assignment", GRADED)
 def test_every_spec_gives_the_solution_full_marks_and_zeroes_delegation_and_the_empty_notebook(
     assignment: str, grading_image: str, tmp_path: Path
 ) -> None:
