@@ -16,7 +16,6 @@ TORCH_WHEELS ?= $(if $(wildcard /opt/wheels/torch-2.13.0+cpu-*),--find-links /op
 # pip on some machines lists file:// indexes that lack most packages; hide that one warning.
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
-NBVAL := --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
 
 .PHONY: help setup system-deps lab test test-fast lint unit notebooks docker-env grader-image server-image image-context grade-demo assign solutions lock image manifests publish transactions clean peers-venv peers-bench
 
@@ -77,9 +76,8 @@ unit: setup  ## unit + integration tests only
 	# failed there and then lost sys.stderr): those tests run in a process of their own
 	$(BIN)/python -m pytest tests -m gradio_leak
 
-notebooks: setup  ## execute solutions/ (outputs compared) and notebooks/ (lax)
-	$(BIN)/python -m pytest --nbval $(NBVAL) --nbval-sanitize-with tests/nbval_sanitize.cfg solutions
-	$(BIN)/python -m pytest --nbval-lax $(NBVAL) notebooks
+notebooks: setup  ## execute solutions/ (outputs compared) and notebooks/ (lax), side by side
+	PY=$(BIN)/python scripts/run-notebooks
 
 test: setup system-deps lint docker-env grader-image server-image unit notebooks  ## everything CI runs (lint first: it fails in seconds)
 
