@@ -9,7 +9,8 @@
         ts.metrics()                                       # Prometheus text
 
 TorchServe is a Java server that runs Python *handlers* in worker processes. Everything here
-binds to 127.0.0.1 (three ports: inference, management, metrics); token authorisation is off
+binds to 127.0.0.1 (five free ports: inference, management, metrics and the two gRPC APIs, so
+several TorchServes can run on one machine); token authorisation is off
 for the lab (``disable_token_authorization=true``) — a real deployment keeps it on. Logs and
 state go to a temporary directory, deleted on stop.
 """
@@ -195,6 +196,7 @@ class TorchServeServer(LocalServer):
         port, self.management_port, self.metrics_port = free_port(), free_port(), free_port()
         self.management_url = f"http://127.0.0.1:{self.management_port}"
         self.metrics_url = f"http://127.0.0.1:{self.metrics_port}"
+        self.model_store = Path(model_store).resolve()
         self.models = list(models)
         # read from the archives, not guessed from their file names (digits_v2.mar is "digits")
         self.model_names = sorted({model_name(Path(model_store) / m) for m in models})
@@ -205,6 +207,12 @@ class TorchServeServer(LocalServer):
                     f"inference_address=http://127.0.0.1:{port}",
                     f"management_address={self.management_url}",
                     f"metrics_address={self.metrics_url}",
+                    # gRPC too: by default TorchServe takes 7070/7071, so a second TorchServe
+                    # on the machine (another notebook, a test, a peer benchmark) could not start
+                    "grpc_inference_address=127.0.0.1",
+                    f"grpc_inference_port={free_port()}",
+                    "grpc_management_address=127.0.0.1",
+                    f"grpc_management_port={free_port()}",
                     f"model_store={Path(model_store).resolve()}",
                     f"load_models={','.join(models)}",
                     f"default_workers_per_model={workers}",

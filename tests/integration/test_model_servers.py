@@ -134,6 +134,44 @@ def test_torchserve_and_every_process_it_starts_run_on_the_pinned_cpu(torchserve
     assert set(allowed.values()) == {"0"}, allowed
 
 
+def test_a_second_torchserve_starts_beside_the_first_and_all_listen_on_loopback(
+    torchserve: Any, tmp_path: Path
+) -> None:
+    """Two TorchServes on one machine (two notebooks, a test and a benchmark): every port,
+    gRPC's included (TorchServe's default is a fixed 7070/7071), is a free one on 127.0.0.1."""
+    import psutil
+
+    from course_pkg.servers.torchserve import TorchServeServer
+
+    with TorchServeServer(torchserve.model_store, ["digits.mar"]) as second:
+        assert second.predict("digits", {"pixels": [0.0] * 64})["label"] in range(10)
+        for server in (torchserve, second):
+            group = server.process.pid
+            listening = {
+                (c.laddr.ip, c.laddr.port)
+                for c in psutil.net_connections(kind="inet")
+                if c.status == psutil.CONN_LISTEN and c.pid and _in_group(c.pid, group)
+            }
+            assert len(listening) >= 5, listening  # inference, management, metrics, 2 × gRPC
+            # Java reports IPv4 sockets as IPv4-mapped IPv6 (::ffff:127.0.0.1)
+            assert {_ipv4(ip) for ip, _ in listening} == {"127.0.0.1"}, listening
+
+
+def _ipv4(ip: str) -> str:
+    import ipaddress
+
+    address = ipaddress.ip_address(ip)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped or address)
+
+
+def _in_group(pid: int, group: int) -> bool:
+    try:
+        return os.getpgid(pid) == group
+    except OSError:
+        return False
+
+
 def test_torchserve_refuses_bad_input_without_dying(torchserve: Any) -> None:
     bad = httpx.post(f"{torchserve.url}/predictions/digits", json={"pixels": [1, 2, 3]})
     assert bad.status_code >= 400  # the handler's ValueError; TorchServe answers an error
