@@ -10,7 +10,6 @@ allowed (test_checks.py: ``scan_file`` in 02.find_malicious, ``verify_package`` 
 from __future__ import annotations
 
 import functools
-import json
 import sys
 import tempfile
 import threading
@@ -36,33 +35,10 @@ def _handler_class() -> type:
     return next(v for k, v in scope.items() if k.endswith("Handler") and k != "BaseHandler")
 
 
-def _write_manifest(files: dict[str, Path], name: str, version: str, seed: int) -> Any:
-    from course_pkg.artifacts.manifest import package_model
-
-    out = Path(tempfile.mkdtemp()) / "p"
-    package = package_model(files, out, name=name, version=version, model_file=next(iter(files)))
-    return json.loads((package.path / "manifest.json").read_text())
-
-
 def _choose(weights: dict[str, float], client: str, model: str) -> str:
     from course_pkg.serving.gateway import bucket, pick
 
     return pick(sorted(weights.items()), bucket(model, client))
-
-
-def _routing(weights: dict[str, float], client: str, model: str) -> str:
-    from course_pkg.serving.gateway import Routing
-
-    stable = max(sorted(weights), key=lambda version: weights[version])
-    return Routing({"stable": stable}, weights).choose(model, client)
-
-
-def _readme(title: str, sdk_version: str) -> str:
-    import yaml
-
-    from course_pkg.deploy_folders import space_header
-
-    return f"---\n{yaml.safe_dump({**space_header(title), 'sdk_version': sdk_version})}---\n"
 
 
 def _space(title: str, sdk_version: str) -> str:
@@ -70,13 +46,6 @@ def _space(title: str, sdk_version: str) -> str:
 
     out = build_space(Path(tempfile.mkdtemp()), title, sdk_version)
     return (out / "README.md").read_text()
-
-
-def _parity(pipeline: Any, model: Any, frame: Any) -> dict[str, float]:
-    from course_pkg.onnx_export import check_parity
-
-    report = check_parity(pipeline, model, frame)
-    return {"label_agreement": report.label_agreement, "max_abs_diff": report.max_abs_proba_diff}
 
 
 def _compare(pipeline: Any, model: Any, frame: Any) -> dict[str, float]:
@@ -91,27 +60,6 @@ def _compare(pipeline: Any, model: Any, frame: Any) -> dict[str, float]:
         pipeline.predict_proba(frame),
     )
     return {"label_agreement": report.label_agreement, "max_abs_diff": report.max_abs_proba_diff}
-
-
-def _scan(data: bytes) -> list[str]:
-    from course_pkg.artifacts import scan_bytes
-    from course_pkg.checks.nb02 import ALLOW_EVERYTHING
-
-    return scan_bytes(data, allowlist=ALLOW_EVERYTHING).unique_globals
-
-
-def _drift(manifest: dict[str, Any], installed: dict[str, str]) -> list[str]:
-    from course_pkg.artifacts.manifest import version_mismatches
-
-    return sorted(version_mismatches(manifest))
-
-
-def _plan(peak: float, per_core: float, utilization: float, minimum: int) -> int:
-    from course_pkg.kubernetes import plan_capacity
-
-    return plan_capacity(
-        peak, per_core, target_utilization=utilization, min_replicas=minimum
-    ).replicas
 
 
 @functools.cache
@@ -171,16 +119,8 @@ def _serve_command(model_dir: str, port: int) -> list[str]:
 # A def that calls the reference the way the exercise's signature allows (where calling it
 # with the answer's own arguments would fail before reaching it).
 ADAPTERS: dict[tuple[str, str], Callable[..., Any]] = {
-    ("01.write_manifest", "course_pkg.artifacts.manifest.package_model"): _write_manifest,
-    ("01.version_drift", "course_pkg.artifacts.manifest.version_mismatches"): _drift,
-    ("02.find_globals", "course_pkg.artifacts.pickle_scan.scan_bytes"): _scan,
-    ("02.find_globals", "course_pkg.artifacts.pickle_scan._SymbolicUnpickler"): _scan,
-    ("03.parity_report", "course_pkg.onnx_export.parity.check_parity"): _parity,
     ("03.parity_report", "course_pkg.onnx_export.parity.compare_outputs"): _compare,
     ("08.sticky_split", "course_pkg.serving.gateway.bucket"): _choose,
-    ("08.sticky_split", "course_pkg.serving.gateway.Routing"): _routing,
-    ("08.replicas", "course_pkg.kubernetes.plan_capacity"): _plan,
-    ("09.space_readme", "course_pkg.deploy_folders.space_header"): _readme,
     ("09.space_readme", "course_pkg.deploy_folders.build_space"): _space,
     ("05.chunked_scorer", "course_pkg.batch.reading.read_tables"): _chunks_via_tables,
     ("05.cache_key", "course_pkg.serving.limits.canonical_row"): _canonical,
@@ -192,6 +132,20 @@ ADAPTERS: dict[tuple[str, str], Callable[..., Any]] = {
 # The same, taken from the delegating cells of grader.samples.DELEGATIONS, run as they are:
 # (exercise, reference) → (assignment, the name that cell defines).
 FROM_DELEGATIONS: dict[tuple[str, str], tuple[str, str]] = {
+    ("01.write_manifest", "course_pkg.artifacts.manifest.package_model"): ("01", "write_manifest"),
+    ("01.version_drift", "course_pkg.artifacts.manifest.version_mismatches"): (
+        "01",
+        "version_drift",
+    ),
+    ("02.find_globals", "course_pkg.artifacts.pickle_scan.scan_bytes"): ("02", "find_globals"),
+    ("02.find_globals", "course_pkg.artifacts.pickle_scan._SymbolicUnpickler"): (
+        "02",
+        "find_globals",
+    ),
+    ("03.parity_report", "course_pkg.onnx_export.parity.check_parity"): ("03", "parity_report"),
+    ("08.sticky_split", "course_pkg.serving.gateway.Routing"): ("08", "choose_version"),
+    ("08.replicas", "course_pkg.kubernetes.plan_capacity"): ("08", "replicas_for"),
+    ("09.space_readme", "course_pkg.deploy_folders.space_header"): ("09", "space_readme"),
     ("04.predict_endpoint", "course_pkg.serving.app.create_app"): ("04", "make_app"),
     ("04.csv_endpoint", "course_pkg.serving.app.create_app"): ("04", "make_app"),
     ("05.chunked_scorer", "course_pkg.batch.reading.read_chunks"): ("05", "score_in_chunks"),
