@@ -199,7 +199,7 @@ class TorchServeServer(LocalServer):
         self.model_store = Path(model_store).resolve()
         self.models = list(models)
         # read from the archives, not guessed from their file names (digits_v2.mar is "digits")
-        self.model_names = sorted({model_name(Path(model_store) / m) for m in models})
+        self.model_names = sorted({model_name(self.model_store / m) for m in models})
         config = self.workdir / "config.properties"
         config.write_text(
             "\n".join(
@@ -213,7 +213,7 @@ class TorchServeServer(LocalServer):
                     f"grpc_inference_port={free_port()}",
                     "grpc_management_address=127.0.0.1",
                     f"grpc_management_port={free_port()}",
-                    f"model_store={Path(model_store).resolve()}",
+                    f"model_store={self.model_store}",
                     f"load_models={','.join(models)}",
                     f"default_workers_per_model={workers}",
                     "disable_token_authorization=true",
@@ -229,7 +229,7 @@ class TorchServeServer(LocalServer):
         command = [
             str(Path(sys.executable).parent / "torchserve"),
             *("--start", "--foreground", "--ts-config", str(config)),
-            *("--model-store", str(Path(model_store).resolve())),
+            *("--model-store", str(self.model_store)),
             "--disable-token-auth",
             "--enable-model-api",
             "--no-config-snapshots",

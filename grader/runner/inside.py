@@ -95,7 +95,7 @@ Emit = Callable[[dict[str, Any]], None]
 
 
 def source_digest(source: str) -> str:
-    """A cell's identity for ``skip_sources`` (the host computes the same: runner.protocol)."""
+    """A cell's identity for ``skip_sources`` (runner.protocol imports this one for the host)."""
     return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -135,7 +135,7 @@ def test_torchserve_and_every_process_it_starts_run_on_the_pinned_cpu(torchserve
 
 
 def test_a_second_torchserve_starts_beside_the_first_and_all_listen_on_loopback(
-    torchserve: Any, tmp_path: Path
+    torchserve: Any,
 ) -> None:
     """Two TorchServes on one machine (two notebooks, a test and a benchmark): every port,
     gRPC's included (TorchServe's default is a fixed 7070/7071), is a free one on 127.0.0.1."""
